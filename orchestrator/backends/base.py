@@ -1,0 +1,74 @@
+"""The one small interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.settings import Settings
+
+
+@dataclass(frozen=True)
+class WorkerLaunch:
+    """Everything a backend needs to start one worker."""
+
+    worker_id: str
+    job_id: str
+    api_name: str
+    slot: int
+    server_url: str
+    project_dir: Path
+    api_spec: dict[str, Any]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerProbe:
+    """What a backend observed of one worker."""
+
+    alive: bool
+    exit_code: int | None = None
+    oom: bool = False
+    message: str | None = None
+
+
+class Backend(ABC):
+    """Starts, observes and stops a job's workers.
+
+    Required operations are abstract; optional ones have safe defaults.
+    """
+
+    name: str = ""
+    #: Whether ``compute.mem`` is enforced (and memory kills reported as OOM).
+    enforces_memory: bool = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare_api(self, api_spec: dict[str, Any], project_dir: Path) -> None:  # noqa: B027
+        """Make an API version runnable (build or verify its image); no-op by default."""
+
+    def check_job(self, api_spec: dict[str, Any]) -> None:  # noqa: B027
+        """Raise ``InvalidRequest`` when a job of this API cannot run here."""
+
+    @abstractmethod
+    def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:
+        """Start a worker and return the handle to find it again (stored as JSON)."""
+
+    @abstractmethod
+    def probe_worker(self, handle: dict[str, Any]) -> WorkerProbe:
+        """Return whether the worker is alive, or how it ended."""
+
+    @abstractmethod
+    def stop_worker(self, handle: dict[str, Any], grace_s: float) -> None:
+        """Ask the worker to stop, and force it after ``grace_s``; must not block."""
+
+    def find_leftovers(self) -> list[dict[str, Any]]:
+        """Return handles of workers this home started that are still running."""
+        return []
+
+    def close(self) -> None:  # noqa: B027
+        """Release what the backend holds (threads, clients)."""

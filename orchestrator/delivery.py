@@ -1,0 +1,196 @@
+"""What workers call: their spec, state reports, lease-and-ack, heartbeats, the hook."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, select
+
+from orchestrator import queue
+from orchestrator.context import Context
+from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.jobs import fail_job, submission_view
+from orchestrator.lifecycle import finished_status, read_counts, set_status
+from orchestrator.models import Job, Worker
+from orchestrator.status import JobStatus, WorkerState
+from orchestrator.workers import short_name
+
+#: Reported by the runtime when the predictor cannot even be loaded: retrying is pointless.
+FATAL_REASONS = ("load_error",)
+_REPORTABLE = ("initializing", "running", "failed", "done")
+
+
+def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
+    """Return what a worker needs to load its predictor and run its job."""
+    with ctx.store.read_session() as session:
+        worker = session.get(Worker, worker_id)
+        if worker is None:
+            raise NotFound(f'worker "{worker_id}" is unknown')
+        job = _job(session, worker.job_id)
+    predictor = job.api_spec["predictor"]
+    return {
+        "worker_id": worker_id,
+        "worker_name": short_name(worker_id),
+        "job_id": job.job_id,
+        "api_name": job.api_name,
+        "predictor": {"path": predictor["path"], "python_path": predictor.get("python_path")},
+        "config": job.config,
+        "job_spec": {**submission_view(ctx, job), "timeout": job.timeout, "source": job.source},
+        "heartbeat_interval_s": ctx.settings.heartbeat_interval_s,
+    }
+
+
+def report_state(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Record a worker's own report: initializing, running, failed (with why), or done."""
+    state = body.get("state")
+    if state not in _REPORTABLE:
+        raise InvalidRequest(f"state: must be one of {', '.join(_REPORTABLE)}, got {state!r}")
+    now = ctx.clock()
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        if state in ("initializing", "running"):
+            conn.exec_driver_sql(
+                "UPDATE worker SET state = ?, last_seen = ? WHERE worker_id = ? AND state IN (?, ?)",
+                (state, now, worker_id, WorkerState.PENDING, WorkerState.INITIALIZING),
+            )
+        else:
+            reason = "done" if state == "done" else str(body.get("reason") or "crash")
+            conn.exec_driver_sql(
+                "UPDATE worker SET reason = ?, error = ?, last_seen = ? WHERE worker_id = ?",
+                (reason, body.get("error"), now, worker_id),
+            )
+    if state == "failed":
+        ctx.log_event(job_id, f"worker {short_name(worker_id)} reports: {body.get('error')}")
+        if body.get("reason") in FATAL_REASONS:
+            fail_job(ctx, job_id, JobStatus.WORKER_ERROR, str(body.get("error")))
+    return {"ok": True}
+
+
+def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Acknowledge the worker's last batch (if any) and hand it its next task.
+
+    Tasks: ``batch``; ``wait`` while other workers still hold the last batches;
+    ``on_job_complete`` for exactly one worker once every batch has finished;
+    ``exit`` when there is nothing more for this worker.
+    """
+    now = ctx.clock()
+    visibility = ctx.settings.visibility_timeout_s
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        job = conn.exec_driver_sql(
+            "SELECT status, retries, queued, leased, hook_state FROM job WHERE job_id = ?",
+            (job_id,),
+        ).one()
+        conn.exec_driver_sql("UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id))
+        ack = body.get("ack")
+        if ack:
+            _ack(conn, job_id, worker_id, ack, retries=job[1], now=now)
+        if job[0] != JobStatus.RUNNING:
+            return {"task": "exit", "reason": f"the job is {job[0]}"}
+        if body.get("stopping"):
+            return {"task": "exit", "reason": "the worker is stopping"}
+        lease = queue.lease_next(conn, job_id, worker_id, now, visibility)
+        if lease is not None:
+            return {
+                "task": "batch",
+                "batch_id": lease.batch_id,
+                "index": lease.index,
+                "attempt": lease.attempts,
+                # The stored JSON text goes out as-is, spliced in by the route.
+                "payload_json": lease.payload,
+            }
+        counts = read_counts(conn, job_id)
+        if not counts.batches_done:
+            return {"task": "wait", "delay_s": 0.2}
+        if counts.hook_state == "none":
+            conn.exec_driver_sql(
+                "UPDATE job SET hook_state = 'claimed', hook_worker = ? WHERE job_id = ?",
+                (worker_id, job_id),
+            )
+            return {
+                "task": "on_job_complete",
+                "job_summary": {
+                    "job_id": job_id,
+                    "succeeded": counts.succeeded,
+                    "failed": counts.failed,
+                    "total": counts.total,
+                },
+            }
+        return {"task": "exit", "reason": "every batch has finished"}
+
+
+def report_hook(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Record how ``on_job_complete`` went, and finish the job."""
+    error = body.get("error")
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        conn.exec_driver_sql(
+            "UPDATE job SET hook_state = ?, hook_error = ?"
+            " WHERE job_id = ? AND hook_state = 'claimed' AND hook_worker = ?",
+            ("failed" if error else "done", error, job_id, worker_id),
+        )
+        settle(ctx, conn, job_id)
+    return {"ok": True}
+
+
+def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Extend the worker's lease on its batch; tell it whether to go on."""
+    batch_id = body.get("batch_id")
+    now = ctx.clock()
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        conn.exec_driver_sql("UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id))
+        held = isinstance(batch_id, int) and queue.heartbeat(
+            conn, batch_id, worker_id, now, ctx.settings.visibility_timeout_s
+        )
+        status = conn.exec_driver_sql(
+            "SELECT status FROM job WHERE job_id = ?", (job_id,)
+        ).scalar_one()
+    return {"held": held, "job_status": status}
+
+
+def settle(ctx: Context, conn: Connection, job_id: str) -> JobStatus | None:
+    """Give a running job its final status if every batch and the hook are done."""
+    outcome = finished_status(read_counts(conn, job_id))
+    if outcome is None:
+        return None
+    status, message = outcome
+    return status if set_status(ctx, conn, job_id, status, message) else None
+
+
+def _ack(
+    conn: Connection, job_id: str, worker_id: str, ack: dict[str, Any], *, retries: int, now: float
+) -> None:
+    batch_id = ack.get("batch_id")
+    if not isinstance(batch_id, int):
+        raise InvalidRequest("ack.batch_id: must be an integer")
+    if ack.get("error") is None:
+        result = ack.get("result")
+        queue.ack_success(
+            conn,
+            job_id,
+            batch_id,
+            float(ack.get("duration") or 0.0),
+            None if result is None else json.dumps(result),
+            now,
+        )
+    else:
+        queue.ack_failure(
+            conn, job_id, batch_id, worker_id,
+            str(ack["error"]), str(ack.get("traceback") or ""), retries, now,
+        )
+
+
+def _worker_job(conn: Connection, worker_id: str) -> str:
+    job_id = conn.exec_driver_sql(
+        "SELECT job_id FROM worker WHERE worker_id = ?", (worker_id,)
+    ).scalar()
+    if job_id is None:
+        raise NotFound(f'worker "{worker_id}" is unknown')
+    return str(job_id)
+
+
+def _job(session: Session, job_id: str) -> Job:
+    return session.exec(select(Job).where(Job.job_id == job_id)).one()

@@ -1,0 +1,234 @@
+"""Submitting, enqueuing, starting and stopping jobs."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from orchestrator import workers
+from orchestrator.context import Context, isoformat
+from orchestrator.errors import Conflict, NotFound, SourceError
+from orchestrator.lifecycle import set_status
+from orchestrator.models import Api, Job, JobSource
+from orchestrator.sources import Source, parse_source, source_from_spec
+from orchestrator.status import JobStatus
+from orchestrator.submission import deep_merge, parse_options
+
+ENQUEUE_CHUNK = 2000
+
+
+def new_job_id(now: float) -> str:
+    """Return a 16-hex-digit id whose prefix sorts by submission time."""
+    return f"{int(now * 1000):011x}{secrets.token_hex(3)[:5]}"
+
+
+def get_api(ctx: Context, api_name: str) -> Api:
+    """Return a deployed API or raise ``NotFound``."""
+    with ctx.store.read_session() as session:
+        api = session.get(Api, api_name)
+    if api is None:
+        raise NotFound(f'api "{api_name}" is not deployed (deploy it with: cortex-tui deploy)')
+    return api
+
+
+def get_job(ctx: Context, api_name: str, job_id: str) -> Job:
+    """Return a job of an API or raise ``NotFound``."""
+    get_api(ctx, api_name)
+    with ctx.store.read_session() as session:
+        job = session.exec(
+            select(Job).where(Job.job_id == job_id, Job.api_name == api_name)
+        ).first()
+    if job is None:
+        raise NotFound(f'api "{api_name}" has no job "{job_id}"')
+    return job
+
+
+def prepare_submission(
+    ctx: Context, api_name: str, body: object
+) -> tuple[Api, dict[str, Any], Source]:
+    """Validate a submission against its API; return the API, options and source."""
+    api = get_api(ctx, api_name)
+    options = parse_options(body)
+    assert isinstance(body, dict)
+    source = parse_source(body, base_dir=Path(api.source_dir))
+    backend_name = options.backend or api.backend
+    ctx.backend(backend_name).check_job(api.spec)
+    resolved = {
+        "workers": options.workers,
+        "config": deep_merge(api.spec["predictor"].get("config") or {}, options.config),
+        "timeout": options.timeout,
+        "retries": ctx.settings.default_retries if options.retries is None else options.retries,
+        "backend": backend_name,
+        "max_restarts": (
+            options.max_worker_restarts
+            if options.max_worker_restarts is not None
+            else ctx.settings.restarts_per_worker * options.workers
+        ),
+    }
+    return api, resolved, source
+
+
+def dry_run(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
+    """Validate a submission fully and describe what it would enqueue."""
+    _, options, source = prepare_submission(ctx, api_name, body)
+    return {"api_name": api_name, "dry_run": True, **options, **source.dry_run()}
+
+
+def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
+    """Create a job in ``status_enqueuing`` and enqueue its source in the background."""
+    api, options, source = prepare_submission(ctx, api_name, body)
+    now = ctx.clock()
+    job = Job(
+        job_id=new_job_id(now),
+        api_name=api.name,
+        api_id=api.api_id,
+        api_spec=api.spec,
+        project_dir=api.project_dir,
+        backend=options["backend"],
+        workers=options["workers"],
+        batch_size=source.batch_size,
+        config=options["config"],
+        source=source.describe(),
+        timeout=options["timeout"],
+        retries=options["retries"],
+        max_restarts=options["max_restarts"],
+        created_time=now,
+    )
+    with ctx.store.session() as session:
+        session.add(job)
+        session.add(JobSource(job_id=job.job_id, spec=json.dumps(source.to_spec())))
+        session.commit()
+    ctx.log_event(job.job_id, f"job submitted: {json.dumps(job.source)}")
+    start_enqueue(ctx, job.job_id)
+    items = job.source.get("items")
+    expected = math.ceil(items / job.batch_size) if isinstance(items, int) else 0
+    return {**submission_view(ctx, job), "batches_per_worker": _per_worker(expected, job.workers)}
+
+
+def start_enqueue(ctx: Context, job_id: str) -> threading.Thread:
+    """Enqueue a job's batches on a background thread (also used to resume)."""
+    thread = threading.Thread(
+        target=enqueue_job, args=(ctx, job_id), name=f"enqueue-{job_id}", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def enqueue_job(ctx: Context, job_id: str) -> None:
+    """Write a job's batches in chunks, then start its workers.
+
+    Each chunk commits with the job's ``total``, so after a crash enqueuing resumes
+    after the last committed batch; sources list files in a fixed order.
+    """
+    try:
+        with ctx.store.read() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT j.total, j.enqueued_items, s.spec FROM job j"
+                " JOIN jobsource s ON s.job_id = j.job_id WHERE j.job_id = ?",
+                (job_id,),
+            ).first()
+        if row is None:
+            return
+        done, first_item, spec = row
+        source = source_from_spec(json.loads(spec))
+        chunk: list[tuple[str, int, int, int, str]] = []
+        index = 0
+        for batch in source.batches():
+            if index >= done:
+                chunk.append((job_id, index, first_item, len(batch), json.dumps(batch)))
+                first_item += len(batch)
+            index += 1
+            if len(chunk) >= ENQUEUE_CHUNK:
+                if not _write_chunk(ctx, job_id, chunk):
+                    return
+                chunk = []
+        if chunk and not _write_chunk(ctx, job_id, chunk):
+            return
+    except SourceError as e:
+        _end_enqueue(ctx, job_id, JobStatus.ENQUEUE_FAILED, e.message)
+        return
+    except Exception as e:  # an orchestrator bug must still end the job truthfully
+        _end_enqueue(ctx, job_id, JobStatus.UNEXPECTED_ERROR, f"enqueuing failed: {e!r}")
+        raise
+    if index == 0:
+        _end_enqueue(ctx, job_id, JobStatus.ENQUEUE_FAILED, "the source produced no batches")
+        return
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
+        moved = set_status(ctx, conn, job_id, JobStatus.RUNNING, None)
+    if moved:
+        ctx.wake()  # the supervisor starts the workers
+
+
+def _write_chunk(ctx: Context, job_id: str, chunk: list[tuple[str, int, int, int, str]]) -> bool:
+    """Insert a chunk of batches; return False if the job stopped meanwhile."""
+    items = sum(size for _, _, _, size, _ in chunk)
+    with ctx.store.write() as conn:
+        status = conn.exec_driver_sql(
+            "SELECT status FROM job WHERE job_id = ?", (job_id,)
+        ).scalar()
+        if status != JobStatus.ENQUEUING:
+            return False
+        conn.exec_driver_sql(
+            "INSERT INTO batch (job_id, idx, first_item, size, payload, state, attempts, errors)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', 0, 0)",
+            chunk,
+        )
+        conn.exec_driver_sql(
+            "UPDATE job SET total = total + ?, queued = queued + ?,"
+            " enqueued_items = enqueued_items + ? WHERE job_id = ?",
+            (len(chunk), len(chunk), items, job_id),
+        )
+    return True
+
+
+def _end_enqueue(ctx: Context, job_id: str, status: JobStatus, message: str) -> None:
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
+        set_status(ctx, conn, job_id, status, message)
+
+
+def fail_job(ctx: Context, job_id: str, status: JobStatus, message: str | None) -> bool:
+    """End a job with ``status`` and stop its workers; return whether it moved."""
+    with ctx.store.write() as conn:
+        moved = set_status(ctx, conn, job_id, status, message)
+    if moved:
+        workers.stop_all(ctx, job_id)
+    return moved
+
+
+def stop_job(ctx: Context, api_name: str, job_id: str) -> dict[str, str]:
+    """Stop a job: its workers get SIGTERM then SIGKILL; results so far are kept."""
+    job = get_job(ctx, api_name, job_id)
+    status = JobStatus(job.status)
+    if status.is_terminal and status is not JobStatus.STOPPED:
+        raise Conflict(f"job {job_id} already ended with {status.value}; there is nothing to stop")
+    fail_job(ctx, job_id, JobStatus.STOPPED, "stopped by request")
+    return {"message": f"stopped job {job_id}"}
+
+
+def submission_view(ctx: Context, job: Job) -> dict[str, Any]:
+    """Return the reference's submission fields for a job."""
+    return {
+        "job_id": job.job_id,
+        "api_name": job.api_name,
+        "workers": job.workers,
+        "batches_per_worker": _per_worker(job.total, job.workers),
+        "config": job.config,
+        "api_id": job.api_id,
+        "sqs_url": f"{ctx.settings.url}/_cortex/queues/{job.job_id}",
+        "created_time": isoformat(job.created_time),
+        "backend": job.backend,
+        "status": job.status,
+    }
+
+
+def _per_worker(total: int, workers_: int) -> int:
+    return math.ceil(total / workers_) if workers_ else 0
+

@@ -1,0 +1,112 @@
+"""The store's tables.
+
+Status columns hold the wire strings of ``orchestrator.status``. Counters on ``Job``
+are updated in the same transaction as the batch rows they count, so a status read
+never scans a job's batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from orchestrator.status import BatchState, JobStatus, WorkerState
+
+
+class Api(SQLModel, table=True):
+    """A deployed predictor; ``api_id`` is the content hash of its current version."""
+
+    name: str = Field(primary_key=True)
+    api_id: str
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    project_dir: str  # the immutable snapshot this version runs from
+    source_dir: str  # where the user deployed it from
+    backend: str
+    created_time: float
+    updated_time: float
+
+
+class Job(SQLModel, table=True):
+    """One submission against an API, with the version it started with."""
+
+    seq: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(unique=True, index=True)
+    api_name: str = Field(index=True)
+    api_id: str
+    api_spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    project_dir: str
+    backend: str
+    status: str = JobStatus.ENQUEUING.value
+    message: str | None = None
+    workers: int
+    batch_size: int
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    timeout: float | None = None
+    retries: int = 0
+    max_restarts: int = 0
+    total: int = 0
+    enqueued_items: int = 0
+    queued: int = 0
+    leased: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    time_sum: float = 0.0
+    hook_state: str = "none"  # none | claimed | done | failed
+    hook_worker: str | None = None
+    hook_error: str | None = None
+    created_time: float
+    start_time: float | None = None
+    end_time: float | None = None
+
+
+class JobSource(SQLModel, table=True):
+    """A job's source spec, kept until enqueuing is done (then deleted)."""
+
+    job_id: str = Field(primary_key=True)
+    spec: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Batch(SQLModel, table=True):
+    """One ordered slice of a job's items: the unit of delivery, retry and failure."""
+
+    __table_args__ = (
+        Index("ix_batch_job_idx", "job_id", "idx", unique=True),
+        Index("ix_batch_job_state_idx", "job_id", "state", "idx"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str
+    idx: int
+    first_item: int
+    size: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = BatchState.QUEUED.value
+    attempts: int = 0  # leases handed out
+    errors: int = 0  # times predict raised
+    worker_id: str | None = None
+    lease_expires: float | None = None
+    duration: float | None = None
+    result: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = None
+    traceback: str | None = Field(default=None, sa_column=Column(Text))
+    finished_time: float | None = None
+
+
+class Worker(SQLModel, table=True):
+    """One worker of one job; ``slot`` is the requested worker it serves or replaces."""
+
+    worker_id: str = Field(primary_key=True)
+    job_id: str = Field(index=True)
+    slot: int
+    state: str = WorkerState.PENDING.value
+    handle: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_time: float
+    started_time: float | None = None
+    ended_time: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None  # oom | crash | init_error | load_error | stopped | done
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    last_seen: float | None = None

@@ -1,0 +1,74 @@
+"""Reading back a job's results (in item order) and its failed-batch ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from orchestrator.context import Context, isoformat
+
+_PAGE = 500
+
+
+def iter_results(ctx: Context, job_id: str) -> Iterator[str]:
+    """Yield the job's results as JSON lines, in item order.
+
+    A batch whose result is a list as long as the batch gives one line per item
+    (``item_index`` is the item's position in the job); any other result gives one
+    line for the batch, keyed by its first item.
+    """
+    last = -1
+    while True:
+        with ctx.store.read() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT idx, first_item, size, result FROM batch"
+                " WHERE job_id = ? AND idx > ? AND state = 'succeeded' AND result IS NOT NULL"
+                " ORDER BY idx LIMIT ?",
+                (job_id, last, _PAGE),
+            ).all()
+        if not rows:
+            return
+        for index, first_item, size, text in rows:
+            result = json.loads(text)
+            if isinstance(result, list) and len(result) == size:
+                for offset, item_result in enumerate(result):
+                    yield _line(first_item + offset, index, item_result)
+            else:
+                yield _line(first_item, index, result, whole_batch=True)
+        last = rows[-1][0]
+
+
+def _line(item_index: int, batch_index: int, result: Any, whole_batch: bool = False) -> str:
+    record: dict[str, Any] = {"item_index": item_index, "batch_index": batch_index}
+    if whole_batch:
+        record["batch_result"] = True
+    record["result"] = result
+    return json.dumps(record) + "\n"
+
+
+def failed_batches(ctx: Context, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Return the job's failed-batch ledger: error, traceback, attempts, worker, payload."""
+    with ctx.store.read() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT id, idx, first_item, size, payload, attempts, errors, worker_id, error,"
+            " traceback, finished_time FROM batch WHERE job_id = ? AND state = 'failed'"
+            " ORDER BY idx LIMIT ?",
+            (job_id, limit),
+        ).all()
+    return [
+        {
+            "batch_id": row[0],
+            "batch_index": row[1],
+            "first_item": row[2],
+            "size": row[3],
+            "payload": json.loads(row[4]),
+            "attempts": row[5],
+            "errors": row[6],
+            "worker": (row[7] or "").rsplit("-", 1)[-1] or None,
+            "error": row[8],
+            "traceback": row[9],
+            "failed_time": isoformat(row[10]),
+        }
+        for row in rows
+    ]

@@ -1,0 +1,132 @@
+"""Management routes under ``/_cortex``: APIs, logs, results, the failed-batch ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator import apis, jobs, logs, results
+from orchestrator.context import Context, isoformat
+from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.models import Worker
+from orchestrator.routes.deps import context, json_body
+from orchestrator.status import JobStatus
+from orchestrator.workers import short_name
+
+router = APIRouter(prefix="/_cortex", tags=["management"])
+Ctx = Annotated[Context, Depends(context)]
+
+
+@router.get("/health")
+def health(ctx: Ctx) -> dict[str, Any]:
+    """Say the server is up, where its state lives, and its default backend."""
+    import os
+
+    return {"ok": True, "home": str(ctx.settings.home), "backend": ctx.settings.backend,
+            "pid": os.getpid(), "url": ctx.settings.url}
+
+
+@router.post("/apis")
+async def deploy(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Deploy the APIs of a project directory's ``cortex.yaml``."""
+    body = await json_body(request, 1024 * 1024)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object with project_dir")
+    return await run_in_threadpool(apis.deploy, ctx, body)
+
+
+@router.get("/apis")
+def list_apis(ctx: Ctx) -> dict[str, Any]:
+    """List APIs with their running jobs and latest job."""
+    return apis.list_apis(ctx)
+
+
+@router.delete("/apis/{api_name}")
+def delete_api(api_name: str, ctx: Ctx) -> dict[str, str]:
+    """Stop an API's jobs and delete it."""
+    return apis.delete_api(ctx, api_name)
+
+
+@router.get("/apis/{api_name}/jobs/{job_id}/logs")
+def job_logs(
+    api_name: str,
+    job_id: str,
+    ctx: Ctx,
+    follow: bool = False,
+    worker: str | None = None,
+) -> StreamingResponse:
+    """Stream the job's logs, all workers interleaved; ``follow`` until the job ends."""
+    jobs.get_job(ctx, api_name, job_id)
+    log_dir = ctx.job_log_dir(job_id)
+    if not follow:
+        return StreamingResponse(logs.read_merged(log_dir, worker), media_type="text/plain")
+
+    def finished() -> bool:
+        with ctx.store.read() as conn:
+            status = conn.exec_driver_sql(
+                "SELECT status FROM job WHERE job_id = ?", (job_id,)
+            ).scalar()
+            live = conn.exec_driver_sql(
+                "SELECT count(*) FROM worker WHERE job_id = ?"
+                " AND state IN ('pending', 'initializing', 'running')",
+                (job_id,),
+            ).scalar_one()
+        return status is None or (JobStatus(status).is_terminal and live == 0)
+
+    return StreamingResponse(logs.follow(log_dir, finished, worker), media_type="text/plain")
+
+
+@router.get("/apis/{api_name}/jobs/{job_id}/results")
+def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
+    """Stream the job's results as JSON lines, in item order."""
+    jobs.get_job(ctx, api_name, job_id)
+    return StreamingResponse(results.iter_results(ctx, job_id), media_type="application/x-ndjson")
+
+
+@router.get("/apis/{api_name}/jobs/{job_id}/failed")
+def job_failed(
+    api_name: str, job_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1)] = 1000
+) -> dict[str, Any]:
+    """Return the job's failed-batch ledger."""
+    jobs.get_job(ctx, api_name, job_id)
+    return {"job_id": job_id, "failed_batches": results.failed_batches(ctx, job_id, limit)}
+
+
+@router.get("/apis/{api_name}/jobs/{job_id}/workers")
+def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Return each worker of the job: state, how it ended, and its backend handle."""
+    jobs.get_job(ctx, api_name, job_id)
+    from sqlmodel import select
+
+    with ctx.store.read_session() as session:
+        rows = session.exec(select(Worker).where(Worker.job_id == job_id)).all()
+    return {"workers": [
+        {
+            "worker": short_name(w.worker_id),
+            "worker_id": w.worker_id,
+            "slot": w.slot,
+            "state": w.state,
+            "reason": w.reason,
+            "error": w.error,
+            "exit_code": w.exit_code,
+            "handle": w.handle,
+            "created_time": isoformat(w.created_time),
+            "ended_time": isoformat(w.ended_time),
+        }
+        for w in rows
+    ]}
+
+
+@router.get("/queues/{job_id}")
+def queue_state(job_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Return a job's queue counters (the local backends' ``sqs_url``)."""
+    with ctx.store.read() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT queued, leased, succeeded, failed, total FROM job WHERE job_id = ?", (job_id,)
+        ).first()
+    if row is None:
+        raise NotFound(f'no queue for job "{job_id}"')
+    return dict(zip(("queued", "in_flight", "succeeded", "failed", "total"), row, strict=True))

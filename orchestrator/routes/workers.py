@@ -1,0 +1,64 @@
+"""The worker protocol: spec, state reports, lease-and-ack, heartbeats, the hook."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator import delivery
+from orchestrator.context import Context
+from orchestrator.errors import InvalidRequest
+from orchestrator.routes.deps import context, json_body
+
+router = APIRouter(prefix="/_cortex/workers", tags=["workers"])
+Ctx = Annotated[Context, Depends(context)]
+_LIMIT = 64 * 1024 * 1024  # results of one batch
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    body = await json_body(request, _LIMIT)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+@router.get("/{worker_id}/spec")
+def spec(worker_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Return what the worker needs to load its predictor."""
+    return delivery.worker_spec(ctx, worker_id)
+
+
+@router.post("/{worker_id}/state")
+async def state(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Record the worker's own state report."""
+    body = await _object(request)
+    return await run_in_threadpool(delivery.report_state, ctx, worker_id, body)
+
+
+@router.post("/{worker_id}/next")
+async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
+    """Acknowledge the last batch and hand out the next task."""
+    body = await _object(request)
+    task = await run_in_threadpool(delivery.next_task, ctx, worker_id, body)
+    payload = task.pop("payload_json", None)
+    text = json.dumps(task)
+    if payload is not None:  # splice the stored JSON in without parsing it again
+        text = f'{text[:-1]}, "payload": {payload}}}'
+    return Response(text, media_type="application/json")
+
+
+@router.post("/{worker_id}/heartbeat")
+async def heartbeat(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Extend the worker's lease."""
+    body = await _object(request)
+    return await run_in_threadpool(delivery.heartbeat, ctx, worker_id, body)
+
+
+@router.post("/{worker_id}/hook")
+async def hook(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Record how on_job_complete went."""
+    body = await _object(request)
+    return await run_in_threadpool(delivery.report_hook, ctx, worker_id, body)

@@ -1,0 +1,67 @@
+"""Server settings: where state lives, how to listen, delivery timings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 7311
+DEFAULT_HOST = "127.0.0.1"
+
+
+def default_home() -> Path:
+    """Return ``CORTEX_TUI_HOME`` or ``~/.cortex-tui``."""
+    return Path(os.environ.get("CORTEX_TUI_HOME") or Path.home() / ".cortex-tui").expanduser()
+
+
+@dataclass
+class Settings:
+    """Everything the orchestrator needs to start; tests build one per temp home."""
+
+    home: Path = field(default_factory=default_home)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    backend: str = "process"
+    # Delivery: a leased batch returns to the queue when its lease is not extended in time.
+    visibility_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 5.0
+    # How often the supervisor reconciles workers, leases, timeouts and statuses.
+    tick_s: float = 0.5
+    # Stop: SIGTERM, then SIGKILL after this grace period.
+    stop_grace_s: float = 10.0
+    # Workers stuck in pending longer than this count as stalled.
+    stalled_after_s: float = 600.0
+    # Default retries for a batch whose predict raises, when the job does not say.
+    default_retries: int = 0
+    # How many times a job's dead workers are replaced, per requested worker.
+    restarts_per_worker: int = 2
+    max_body_bytes: int = 10 * 1024 * 1024
+    # The Python that runs process-backend workers; the server's own by default.
+    worker_python: str | None = None
+
+    @property
+    def db_path(self) -> Path:
+        """Return the SQLite database path."""
+        return self.home / "cortex.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Return the directory of per-job, per-worker logs."""
+        return self.home / "logs"
+
+    @property
+    def apis_dir(self) -> Path:
+        """Return the directory of deployed API snapshots."""
+        return self.home / "apis"
+
+    @property
+    def url(self) -> str:
+        """Return the URL workers and clients use to reach this server."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def ensure_dirs(self) -> None:
+        """Create the home directory tree."""
+        for path in (self.home, self.logs_dir, self.apis_dir):
+            path.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,72 @@
+"""The SQLite store: engine set-up (WAL, busy timeout) and serialised writes.
+
+SQLite allows one writer at a time. Every write in this process goes through
+``Store.write()``, which holds one lock, so writers queue in Python instead of
+failing with ``database is locked``; readers run concurrently under WAL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, SQLModel, create_engine
+
+from orchestrator import models  # noqa: F401  (registers the tables)
+
+
+def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Owns the engine and the write lock."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.engine: Engine = create_engine(
+            f"sqlite:///{db_path}",
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=16,
+            max_overflow=32,
+        )
+        event.listen(self.engine, "connect", _configure_connection)
+        self._lock = threading.RLock()
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Yield a connection in a write transaction, committed on success."""
+        with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield an ORM session whose commit is serialised with other writes."""
+        with self._lock, Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Yield a connection for reads (no lock: WAL readers never block)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """Yield an ORM session for reads."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def close(self) -> None:
+        """Dispose of the engine's connections."""
+        self.engine.dispose()

@@ -1,0 +1,178 @@
+"""The supervisor: one thread that reconciles jobs with their workers.
+
+Each tick, for every running job: end it if it timed out, put back expired
+leases, reap workers that ended, settle a job whose work is done, and start
+workers (the first ones, and replacements for dead ones up to the job's bound).
+It is the only place that launches workers, so starts never race.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlmodel import select
+
+from orchestrator import queue, workers
+from orchestrator.context import Context
+from orchestrator.delivery import settle
+from orchestrator.errors import BackendError
+from orchestrator.jobs import fail_job, start_enqueue
+from orchestrator.lifecycle import JobCounts, read_counts
+from orchestrator.models import Job, Worker
+from orchestrator.status import JobStatus, WorkerState
+
+log = logging.getLogger(__name__)
+
+_LIVE = (WorkerState.PENDING.value, WorkerState.INITIALIZING.value, WorkerState.RUNNING.value)
+
+
+class Supervisor:
+    """Runs ``tick()`` on a thread until stopped."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        """Recover what a previous run left, then start ticking."""
+        recover(self.ctx)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking and wait for the thread."""
+        self._stop.set()
+        self.ctx.wake()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                tick(self.ctx)
+            except Exception:  # keep supervising; the traceback goes to the server log
+                log.exception("supervisor tick failed")
+            self.ctx.nudge.wait(self.ctx.settings.tick_s)
+            self.ctx.nudge.clear()
+
+
+def recover(ctx: Context) -> None:
+    """Pick up after a restart: resume enqueuing, and give live workers' leases a grace."""
+    with ctx.store.read() as conn:
+        enqueuing = conn.exec_driver_sql(
+            "SELECT job_id FROM job WHERE status = ?", (JobStatus.ENQUEUING.value,)
+        ).scalars().all()
+    for job_id in enqueuing:
+        ctx.log_event(job_id, "orchestrator restarted: resuming enqueuing")
+        start_enqueue(ctx, job_id)
+    grace = ctx.clock() + ctx.settings.visibility_timeout_s
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql(
+            "UPDATE batch SET lease_expires = max(lease_expires, ?) WHERE state = 'leased'"
+            " AND job_id IN (SELECT job_id FROM job WHERE status = ?)",
+            (grace, JobStatus.RUNNING.value),
+        )
+
+
+def tick(ctx: Context) -> None:
+    """Reconcile every running job once, and reap workers of ended jobs."""
+    with ctx.store.read_session() as session:
+        active = session.exec(select(Job).where(Job.status == JobStatus.RUNNING.value)).all()
+        running = select(Job.job_id).where(Job.status == JobStatus.RUNNING.value)
+        lingering = session.exec(
+            select(Worker).where(
+                Worker.state.in_(_LIVE),  # type: ignore[attr-defined]
+                Worker.job_id.not_in(running),  # type: ignore[attr-defined]
+            )
+        ).all()
+    for worker in lingering:
+        _probe(ctx, worker)
+    for job in active:
+        reconcile(ctx, job)
+
+
+def reconcile(ctx: Context, job: Job) -> None:
+    """Bring one running job's workers and status in line with the store."""
+    now = ctx.clock()
+    if job.timeout is not None and now - job.created_time > job.timeout:
+        fail_job(ctx, job.job_id, JobStatus.TIMED_OUT, f"the job ran past its timeout of {job.timeout:g}s")
+        return
+    for worker in workers.live_workers(ctx, job.job_id):
+        _probe(ctx, worker)
+    with ctx.store.write() as conn:
+        queue.expire_leases(conn, job.job_id, now)
+        if settle(ctx, conn, job.job_id) is not None:
+            return
+        counts = read_counts(conn, job.job_id)
+        launched = conn.exec_driver_sql(
+            "SELECT count(*) FROM worker WHERE job_id = ?", (job.job_id,)
+        ).scalar_one()
+        status = conn.exec_driver_sql(
+            "SELECT status FROM job WHERE job_id = ?", (job.job_id,)
+        ).scalar_one()
+    if status != JobStatus.RUNNING:
+        return
+    _staff(ctx, job, counts, launched)
+
+
+def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
+    """Start workers while the job has work for more of them, within its restart bound."""
+    first_wave = min(job.workers, job.total)
+    if counts.batches_done:
+        needed = 1 if counts.hook_state == "none" else 0
+    else:
+        needed = min(job.workers, counts.queued + counts.leased)
+    missing = needed - counts.live_workers
+    if missing <= 0:
+        return
+    restarts_used = max(0, launched - first_wave)
+    budget = first_wave - launched if launched < first_wave else job.max_restarts - restarts_used
+    if budget <= 0:
+        if counts.live_workers == 0:
+            _give_up(ctx, job)
+        return
+    taken = _taken_slots(ctx, job.job_id)
+    free = [slot for slot in range(job.workers) if slot not in taken]
+    for slot in free[: min(missing, budget)]:
+        try:
+            workers.launch(ctx, job.job_id, slot)
+        except BackendError as e:
+            fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
+            return
+
+
+def _give_up(ctx: Context, job: Job) -> None:
+    """End a job whose workers keep dying: OOM if the last one was killed for memory."""
+    with ctx.store.read() as conn:
+        last = conn.exec_driver_sql(
+            "SELECT reason, error FROM worker WHERE job_id = ? AND state = 'failed'"
+            " ORDER BY ended_time DESC LIMIT 1",
+            (job.job_id,),
+        ).first()
+        failures = conn.exec_driver_sql(
+            "SELECT count(*) FROM worker WHERE job_id = ? AND state = 'failed'", (job.job_id,)
+        ).scalar_one()
+    reason, error = last if last else (None, "no worker could be started")
+    status = JobStatus.WORKER_OOM if reason == "oom" else JobStatus.WORKER_ERROR
+    message = (
+        f"{error} ({failures} worker failure(s); the job's limit of {job.max_restarts}"
+        " worker restart(s) is spent, so it cannot make progress)"
+    )
+    fail_job(ctx, job.job_id, status, message)
+
+
+def _taken_slots(ctx: Context, job_id: str) -> set[int]:
+    with ctx.store.read() as conn:
+        rows = conn.exec_driver_sql(
+            f"SELECT slot FROM worker WHERE job_id = ? AND state IN ({','.join('?' * len(_LIVE))})",
+            (job_id, *_LIVE),
+        ).scalars().all()
+    return set(rows)
+
+
+def _probe(ctx: Context, worker: Worker) -> None:
+    if not worker.handle:
+        return
+    probe = ctx.backend(worker.handle["backend"]).probe_worker(worker.handle)
+    if not probe.alive:
+        workers.record_exit(ctx, worker.job_id, worker.worker_id, probe)

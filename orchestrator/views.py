@@ -1,0 +1,87 @@
+"""The reference's response shapes, built from store rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import select
+
+from orchestrator.context import Context, isoformat
+from orchestrator.jobs import get_api, get_job, submission_view
+from orchestrator.models import Job, Worker
+from orchestrator.status import WorkerState
+
+WORKER_STAT_KEYS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
+
+
+def job_status(ctx: Context, job: Job, worker_stats: dict[str, int]) -> dict[str, Any]:
+    """Return the reference's ``job_status`` object, plus a few extra fields."""
+    metrics: dict[str, Any] = {"succeeded": job.succeeded, "failed": job.failed, "total": job.total}
+    if job.succeeded:
+        metrics["avg_time_per_batch"] = job.time_sum / job.succeeded
+    status: dict[str, Any] = {
+        **submission_view(ctx, job),
+        "status": job.status,
+        "message": job.message,
+        "batches_in_queue": job.queued,
+        "batches_in_flight": job.leased,
+        "batch_metrics": metrics,
+        "worker_stats": worker_stats,
+        "created_time": isoformat(job.created_time),
+        "start_time": isoformat(job.start_time),
+        "batch_size": job.batch_size,
+        "items_enqueued": job.enqueued_items,
+        "source": job.source,
+        "timeout": job.timeout,
+        "retries": job.retries,
+        "max_worker_restarts": job.max_restarts,
+    }
+    if job.end_time is not None:
+        status["end_time"] = isoformat(job.end_time)
+    return status
+
+
+def worker_stats_for(ctx: Context, job_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Count each job's workers by state in one query (stalled = pending too long)."""
+    stats: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(WORKER_STAT_KEYS, 0))
+    if not job_ids:
+        return stats
+    stalled_before = ctx.clock() - ctx.settings.stalled_after_s
+    with ctx.store.read_session() as session:
+        rows = session.exec(
+            select(Worker.job_id, Worker.state, Worker.created_time).where(
+                Worker.job_id.in_(job_ids)  # type: ignore[attr-defined]
+            )
+        ).all()
+    for job_id, state, created in rows:
+        key = state
+        if state == WorkerState.PENDING and created < stalled_before:
+            key = "stalled"
+        stats[job_id][key] += 1
+    return stats
+
+
+def job_status_response(ctx: Context, api_name: str, job_id: str) -> dict[str, Any]:
+    """Return ``{"job_status": ...}`` for ``GET /<api>/<job_id>``."""
+    job = get_job(ctx, api_name, job_id)
+    stats = worker_stats_for(ctx, [job.job_id])
+    return {"job_status": job_status(ctx, job, stats[job.job_id])}
+
+
+def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
+    """Return an API's jobs, newest first."""
+    get_api(ctx, api_name)
+    with ctx.store.read_session() as session:
+        jobs = session.exec(
+            select(Job)
+            .where(Job.api_name == api_name)
+            .order_by(Job.seq.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    stats = worker_stats_for(ctx, [j.job_id for j in jobs])
+    return {
+        "api_name": api_name,
+        "endpoint": f"{ctx.settings.url}/{api_name}",
+        "jobs": [job_status(ctx, j, stats[j.job_id]) for j in jobs],
+    }

@@ -1,0 +1,134 @@
+"""Workers of a job: launching, stopping, and recording how they end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlmodel import select
+
+from orchestrator import queue
+from orchestrator.backends import WorkerLaunch, WorkerProbe
+from orchestrator.context import Context
+from orchestrator.models import Job, Worker
+from orchestrator.status import WorkerState
+
+
+def short_name(worker_id: str) -> str:
+    """Return the name a worker goes by in logs and the UI (``w3``)."""
+    return worker_id.rsplit("-", 1)[-1]
+
+
+def launch(ctx: Context, job_id: str, slot: int) -> str:
+    """Record and start a new worker serving ``slot``; return its id."""
+    now = ctx.clock()
+    with ctx.store.session() as session:
+        job = session.exec(select(Job).where(Job.job_id == job_id)).one()
+        started = len(session.exec(select(Worker.worker_id).where(Worker.job_id == job_id)).all())
+        worker_id = f"{job_id}-w{started}"
+        session.add(Worker(worker_id=worker_id, job_id=job_id, slot=slot, created_time=now))
+        session.commit()
+    backend = ctx.backend(job.backend)
+    launch_spec = WorkerLaunch(
+        worker_id=worker_id,
+        job_id=job_id,
+        api_name=job.api_name,
+        slot=slot,
+        server_url=ctx.settings.url,
+        project_dir=Path(job.project_dir),
+        api_spec=job.api_spec,
+        log_path=ctx.job_log_dir(job_id) / f"{short_name(worker_id)}.log",
+        env={
+            **{k: str(v) for k, v in (job.api_spec["predictor"].get("env") or {}).items()},
+            "CORTEX_WORKER_ID": short_name(worker_id),
+            "CORTEX_JOB_ID": job_id,
+            "CORTEX_API_NAME": job.api_name,
+        },
+    )
+    try:
+        handle = {"backend": backend.name, **backend.start_worker(launch_spec)}
+    except Exception as e:
+        record_exit(ctx, job_id, worker_id, WorkerProbe(alive=False, message=str(e)), "start_error")
+        raise
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql(
+            "UPDATE worker SET handle = ?, started_time = ? WHERE worker_id = ?",
+            (json.dumps(handle), ctx.clock(), worker_id),
+        )
+    ctx.log_event(job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}")
+    return worker_id
+
+
+def live_workers(ctx: Context, job_id: str) -> list[Worker]:
+    """Return the job's workers that may still be running."""
+    with ctx.store.read_session() as session:
+        rows = session.exec(select(Worker).where(Worker.job_id == job_id)).all()
+    return [w for w in rows if WorkerState(w.state).is_live]
+
+
+def stop_all(ctx: Context, job_id: str) -> None:
+    """Ask every live worker of a job to stop (SIGTERM, then SIGKILL after the grace)."""
+    for worker in live_workers(ctx, job_id):
+        if worker.handle:
+            ctx.backend(worker.handle["backend"]).stop_worker(
+                worker.handle, ctx.settings.stop_grace_s
+            )
+
+
+def record_exit(
+    ctx: Context, job_id: str, worker_id: str, probe: WorkerProbe, reason: str | None = None
+) -> None:
+    """Mark a worker ended and put back the batches it held.
+
+    A worker that said it was done and exited 0 succeeded; any other end is a
+    failure whose reason (oom, a predictor load error, a crash) is kept.
+    """
+    with ctx.store.write() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT state, reason, error FROM worker WHERE worker_id = ?", (worker_id,)
+        ).one()
+        state, known_reason, known_error = row
+        if not WorkerState(state).is_live:
+            return
+        clean = probe.exit_code == 0 and known_reason == "done"
+        if probe.exit_code is None and known_reason == "done":
+            clean = True  # found dead after a restart, but it had said it was done
+        if probe.oom:
+            reason, error = "oom", f"worker {short_name(worker_id)} {probe.message}"
+        elif clean:
+            reason, error = "done", None
+        else:
+            reason = reason or known_reason or "crash"
+            error = known_error or probe.message or _exit_text(worker_id, probe.exit_code)
+        new_state = WorkerState.SUCCEEDED if clean else WorkerState.FAILED
+        conn.exec_driver_sql(
+            "UPDATE worker SET state = ?, reason = ?, error = ?, exit_code = ?, ended_time = ?"
+            " WHERE worker_id = ?",
+            (new_state.value, reason, error, probe.exit_code, ctx.clock(), worker_id),
+        )
+        returned = queue.release_worker(conn, job_id, worker_id)
+        conn.exec_driver_sql(
+            "UPDATE job SET hook_state = 'none', hook_worker = NULL"
+            " WHERE job_id = ? AND hook_state = 'claimed' AND hook_worker = ?",
+            (job_id, worker_id),
+        )
+    text = f"worker {short_name(worker_id)} {new_state.value}"
+    if error:
+        text += f": {error}"
+    if returned:
+        text += f"; {returned} batch(es) it held went back to the queue"
+    ctx.log_event(job_id, text)
+
+
+def _exit_text(worker_id: str, code: int | None) -> str:
+    name = short_name(worker_id)
+    if code is None:
+        return f"worker {name} disappeared (its process is gone and left no exit code)"
+    if code < 0:
+        return f"worker {name} was killed by signal {-code}"
+    return f"worker {name} exited with code {code}"
+
+
+def _describe(handle: dict[str, object]) -> str:
+    return "(" + ", ".join(f"{k}={v}" for k, v in handle.items() if v not in (None, "")) + ")"
+

@@ -1,0 +1,23 @@
+"""``python -m runtime --server URL --worker ID [--project DIR]``: run one worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtime.worker import Worker
+
+
+def main() -> int:
+    """Parse flags and run the worker; return its exit code."""
+    parser = argparse.ArgumentParser(prog="python -m runtime")
+    parser.add_argument("--server", required=True, help="the orchestrator's URL")
+    parser.add_argument("--worker", required=True, help="this worker's id")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="the API's project dir")
+    args = parser.parse_args()
+    return Worker(args.server, args.worker, args.project.resolve()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The worker's exception root. The runtime ships alone: it imports nothing of the orchestrator."""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base for errors that end a worker, with the message its job shows."""
+
+    reason = "crash"
+
+
+class PredictorLoadError(WorkerError):
+    """The predictor cannot be loaded: a missing file or class, or a bad signature.
+
+    Retrying cannot help, so the job fails at once.
+    """
+
+    reason = "load_error"
+
+
+class PredictorInitError(WorkerError):
+    """The predictor's ``__init__`` raised."""
+
+    reason = "init_error"
+
+
+class OrchestratorUnreachable(WorkerError):
+    """The orchestrator did not answer for longer than the worker waits."""
+
+    reason = "orchestrator_unreachable"
