@@ -1,12 +1,31 @@
-"""``python -m orchestrator [--host H] [--port P] [--backend B] [--home DIR]``."""
+"""``python -m orchestrator [--host H] [--port P] [--backend B] [--home DIR] [--set KEY=VALUE]``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from orchestrator.server import serve
 from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_home
+
+
+def apply_overrides(settings: Settings, pairs: list[str]) -> Settings:
+    """Return ``settings`` with ``KEY=VALUE`` overrides (e.g. ``visibility_timeout_s=5``)."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in fields or key in ("home", "host", "port", "backend"):
+            tunable = ", ".join(k for k in fields if k not in ("home", "host", "port", "backend"))
+            raise SystemExit(f"--set {pair}: expected KEY=VALUE with KEY one of: {tunable}")
+        current = getattr(settings, key)
+        try:
+            changes[key] = raw if current is None or isinstance(current, str) else type(current)(raw)
+        except ValueError:
+            raise SystemExit(f"--set {pair}: {raw!r} is not a valid {type(current).__name__}") from None
+    return dataclasses.replace(settings, **changes)
 
 
 def main() -> None:
@@ -16,9 +35,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--backend", default="process")
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    serve(Settings(home=args.home or default_home(), host=args.host, port=args.port,
-                   backend=args.backend))
+    settings = Settings(home=args.home or default_home(), host=args.host, port=args.port,
+                        backend=args.backend)
+    serve(apply_overrides(settings, args.overrides))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,216 @@
+"""Fixtures that run the real orchestrator (a subprocess on a free loopback port)
+with real worker subprocesses, against a temporary home."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_apis"
+TERMINAL = {
+    "status_enqueue_failed", "status_completed_with_failures", "status_succeeded",
+    "status_unexpected_error", "status_worker_error", "status_worker_oom",
+    "status_timed_out", "status_stopped",
+}
+# Quick delivery timings so fault tests finish in seconds.
+FAST = {
+    "visibility_timeout_s": "3",
+    "heartbeat_interval_s": "1",
+    "tick_s": "0.2",
+    "stop_grace_s": "3",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A real orchestrator process and an HTTP client for it."""
+
+    def __init__(self, home: Path, backend: str = "process", **settings: str) -> None:
+        self.home = home
+        self.backend = backend
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = {**FAST, **settings}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    # --- process control -------------------------------------------------
+    def start(self) -> Server:
+        cmd = [sys.executable, "-m", "orchestrator", "--home", str(self.home),
+               "--port", str(self.port), "--backend", self.backend]
+        for key, value in self.settings.items():
+            cmd += ["--set", f"{key}={value}"]
+        with open(self.home / "server-test.log", "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/_cortex/health").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"orchestrator exited: {(self.home / 'server-test.log').read_text()}")
+            time.sleep(0.1)
+        raise RuntimeError("orchestrator did not come up in 20s")
+
+    def kill(self) -> None:
+        """SIGKILL the orchestrator (its workers live on)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def worker_pids(self) -> list[int]:
+        """Pids of this home's workers that are still alive (from the store's handles)."""
+        import sqlite3
+
+        db = self.home / "cortex.db"
+        if not db.exists():
+            return []
+        with sqlite3.connect(db) as conn:
+            handles = [json.loads(h) for (h,) in conn.execute("SELECT handle FROM worker")]
+        pids = []
+        for handle in handles:
+            pid = handle.get("pid")
+            if pid and _alive(pid):
+                pids.append(pid)
+        return pids
+
+    def cleanup(self) -> list[int]:
+        """Stop the server; kill and return any worker processes left behind."""
+        deadline = time.monotonic() + 8  # workers of ended jobs exit on their own
+        while self.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.stop()
+        left = self.worker_pids()
+        for pid in left:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.http.close()
+        return left
+
+    # --- API helpers -----------------------------------------------------
+    def deploy(self, project_dir: Path) -> dict[str, Any]:
+        r = self.http.post("/_cortex/apis", json={"project_dir": str(project_dir)})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def submit(self, api: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post(f"/{api}", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    def status(self, api: str, job_id: str) -> dict[str, Any]:
+        r = self.http.get(f"/{api}/{job_id}")
+        assert r.status_code == 200, r.text
+        return r.json()["job_status"]  # type: ignore[no-any-return]
+
+    def wait(self, api: str, job_id: str, statuses: set[str] | None = None,
+             timeout: float = 60) -> dict[str, Any]:
+        """Poll until the job reaches one of ``statuses`` (default: any terminal one)."""
+        want = statuses or TERMINAL
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(api, job_id)
+            if status["status"] in want:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job still {status['status']} after {timeout}s: {status}")
+            time.sleep(0.1)
+
+    def wait_for(self, api: str, job_id: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(api, job_id)
+            if predicate(status):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met after {timeout}s: {status}")
+            time.sleep(0.1)
+
+    def logs(self, api: str, job_id: str) -> str:
+        return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/logs").text
+
+    def results(self, api: str, job_id: str) -> list[dict[str, Any]]:
+        text = self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/results").text
+        return [json.loads(line) for line in text.splitlines()]
+
+    def failed(self, api: str, job_id: str) -> list[dict[str, Any]]:
+        return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/failed").json()["failed_batches"]  # type: ignore[no-any-return]
+
+    def workers(self, api: str, job_id: str) -> list[dict[str, Any]]:
+        return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/workers").json()["workers"]  # type: ignore[no-any-return]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def make_project(root: Path, name: str, predictor: str, **extra: Any) -> Path:
+    """Write a one-API project (cortex.yaml + predictor.py) and return its directory."""
+    import yaml
+
+    project = root / name
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "predictor.py").write_text(predictor)
+    api = {"name": name, "kind": "BatchAPI", "predictor": {"type": "python", "path": "predictor.py"}}
+    for key, value in extra.items():
+        api[key] = value
+    (project / "cortex.yaml").write_text(yaml.safe_dump([api]))
+    return project
+
+
+@pytest.fixture(params=["process"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend a lifecycle test runs on; later backends join this list."""
+    return str(request.param)
+
+
+@pytest.fixture
+def server(tmp_path: Path, backend: str) -> Iterator[Server]:
+    """A fresh orchestrator with its own home, torn down with a no-leftovers check."""
+    srv = Server(tmp_path / "home", backend=backend)
+    srv.home.mkdir()
+    srv.start()
+    yield srv
+    left = srv.cleanup()
+    assert not left, f"worker processes left behind: {left}"
+
+
+@pytest.fixture
+def testbench(server: Server) -> str:
+    server.deploy(SAMPLES / "testbench")
+    return "testbench"
