@@ -1,0 +1,41 @@
+# One entry point for set-up, the demo and every check. Each target installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test check lint fmt clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cortex-tui needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing cortex-tui and its dependencies into $(VENV) (first run only) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## demo: deploy the iris classifier on the embedded orchestrator and run a real job
+demo: $(STAMP)
+	$(BIN)/cortex-tui deploy sample_apis/iris-classifier
+	$(BIN)/cortex-tui submit iris-classifier --items sample_apis/iris-classifier/sample.json \
+		--batch-size 5 --workers 2 --wait
+	@echo
+	@echo "next: source $(VENV)/bin/activate, then try: cortex-tui get iris-classifier"
+
+## test: the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## check: lint, types and tests
+check: lint test
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
