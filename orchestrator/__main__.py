@@ -22,9 +22,13 @@ def apply_overrides(settings: Settings, pairs: list[str]) -> Settings:
             raise SystemExit(f"--set {pair}: expected KEY=VALUE with KEY one of: {tunable}")
         current = getattr(settings, key)
         try:
-            changes[key] = raw if current is None or isinstance(current, str) else type(current)(raw)
+            changes[key] = (
+                raw if current is None or isinstance(current, str) else type(current)(raw)
+            )
         except ValueError:
-            raise SystemExit(f"--set {pair}: {raw!r} is not a valid {type(current).__name__}") from None
+            raise SystemExit(
+                f"--set {pair}: {raw!r} is not a valid {type(current).__name__}"
+            ) from None
     return dataclasses.replace(settings, **changes)
 
 
@@ -37,8 +41,9 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    settings = Settings(home=args.home or default_home(), host=args.host, port=args.port,
-                        backend=args.backend)
+    settings = Settings(
+        home=args.home or default_home(), host=args.host, port=args.port, backend=args.backend
+    )
     serve(apply_overrides(settings, args.overrides))
 
 

@@ -56,14 +56,27 @@ def _deploy_one(
             result = "up_to_date"
         else:
             result = "created" if api is None else "updated"
-            api = api or Api(name=spec.name, created_time=now, api_id=api_id, spec={},
-                             project_dir="", source_dir="", backend=backend, updated_time=now)
+            api = api or Api(
+                name=spec.name,
+                created_time=now,
+                api_id=api_id,
+                spec={},
+                project_dir="",
+                source_dir="",
+                backend=backend,
+                updated_time=now,
+            )
             api.api_id, api.spec, api.backend = api_id, spec_dict, backend
             api.project_dir, api.source_dir, api.updated_time = str(snapshot), str(project_dir), now
             session.add(api)
             session.commit()
-    return {"name": spec.name, "api_id": api_id, "result": result, "backend": backend,
-            "endpoint": f"{ctx.settings.url}/{spec.name}"}
+    return {
+        "name": spec.name,
+        "api_id": api_id,
+        "result": result,
+        "backend": backend,
+        "endpoint": f"{ctx.settings.url}/{spec.name}",
+    }
 
 
 def _digest_files(project_dir: Path) -> str:
@@ -94,37 +107,48 @@ def list_apis(ctx: Context) -> dict[str, Any]:
             ).first()
             if job is not None:
                 latest[api.name] = job
-            running[api.name] = len(session.exec(
-                select(Job.job_id).where(Job.api_name == api.name, Job.status.in_(  # type: ignore[attr-defined]
-                    [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]))
-            ).all())
+            running[api.name] = len(
+                session.exec(
+                    select(Job.job_id).where(
+                        Job.api_name == api.name,
+                        Job.status.in_(  # type: ignore[attr-defined]
+                            [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]
+                        ),
+                    )
+                ).all()
+            )
     stats = worker_stats_for(ctx, [j.job_id for j in latest.values()])
-    return {"apis": [
-        {
-            "name": api.name,
-            "api_id": api.api_id,
-            "backend": api.backend,
-            "project_dir": api.source_dir,
-            "endpoint": f"{ctx.settings.url}/{api.name}",
-            "running_jobs": running[api.name],
-            "latest_job": (
-                job_status(ctx, latest[api.name], stats[latest[api.name].job_id])
-                if api.name in latest else None
-            ),
-            "created_time": isoformat(api.created_time),
-            "updated_time": isoformat(api.updated_time),
-        }
-        for api in apis
-    ]}
+    return {
+        "apis": [
+            {
+                "name": api.name,
+                "api_id": api.api_id,
+                "backend": api.backend,
+                "project_dir": api.source_dir,
+                "endpoint": f"{ctx.settings.url}/{api.name}",
+                "running_jobs": running[api.name],
+                "latest_job": (
+                    job_status(ctx, latest[api.name], stats[latest[api.name].job_id])
+                    if api.name in latest
+                    else None
+                ),
+                "created_time": isoformat(api.created_time),
+                "updated_time": isoformat(api.updated_time),
+            }
+            for api in apis
+        ]
+    }
 
 
 def delete_api(ctx: Context, api_name: str) -> dict[str, str]:
     """Stop an API's running jobs and delete it with its jobs' records."""
     get_api(ctx, api_name)
     with ctx.store.read() as conn:
-        job_ids = conn.exec_driver_sql(
-            "SELECT job_id FROM job WHERE api_name = ?", (api_name,)
-        ).scalars().all()
+        job_ids = (
+            conn.exec_driver_sql("SELECT job_id FROM job WHERE api_name = ?", (api_name,))
+            .scalars()
+            .all()
+        )
     for job_id in job_ids:
         fail_job(ctx, job_id, JobStatus.STOPPED, f"api {api_name} was deleted")
     with ctx.store.write() as conn:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from orchestrator.context import Context
 from orchestrator.errors import OrchestratorError
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(OrchestratorError, _orchestrator_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     # Management routes first: "/_cortex/..." must never reach "/{api_name}/{job_id}".
     app.include_router(manage.router)
     app.include_router(workers.router)
@@ -67,6 +69,15 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body"))
         parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     return JSONResponse({"error": "; ".join(parts)}, status_code=400)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Answer routing errors (no such path, method not allowed) in the same JSON shape."""
+    return JSONResponse(
+        {"error": f"{request.method} {request.url.path}: {exc.detail}"},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 def _server_file(settings: Settings) -> str:

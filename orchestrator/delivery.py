@@ -52,7 +52,8 @@ def report_state(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str
         job_id = _worker_job(conn, worker_id)
         if state in ("initializing", "running"):
             conn.exec_driver_sql(
-                "UPDATE worker SET state = ?, last_seen = ? WHERE worker_id = ? AND state IN (?, ?)",
+                "UPDATE worker SET state = ?, last_seen = ?"
+                " WHERE worker_id = ? AND state IN (?, ?)",
                 (state, now, worker_id, WorkerState.PENDING, WorkerState.INITIALIZING),
             )
         else:
@@ -83,7 +84,9 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
             "SELECT status, retries, queued, leased, hook_state FROM job WHERE job_id = ?",
             (job_id,),
         ).one()
-        conn.exec_driver_sql("UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id))
+        conn.exec_driver_sql(
+            "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
+        )
         ack = body.get("ack")
         if ack:
             _ack(conn, job_id, worker_id, ack, retries=job[1], now=now)
@@ -141,7 +144,9 @@ def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        conn.exec_driver_sql("UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id))
+        conn.exec_driver_sql(
+            "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
+        )
         held = isinstance(batch_id, int) and queue.heartbeat(
             conn, batch_id, worker_id, now, ctx.settings.visibility_timeout_s
         )
@@ -178,8 +183,14 @@ def _ack(
         )
     else:
         queue.ack_failure(
-            conn, job_id, batch_id, worker_id,
-            str(ack["error"]), str(ack.get("traceback") or ""), retries, now,
+            conn,
+            job_id,
+            batch_id,
+            worker_id,
+            str(ack["error"]),
+            str(ack.get("traceback") or ""),
+            retries,
+            now,
         )
 
 

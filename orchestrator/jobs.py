@@ -99,6 +99,7 @@ def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
         retries=options["retries"],
         max_restarts=options["max_restarts"],
         created_time=now,
+        start_time=now,  # enqueuing is the job's first stage, so it starts at once
     )
     with ctx.store.session() as session:
         session.add(job)
@@ -167,13 +168,16 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
 
 
 def _write_chunk(ctx: Context, job_id: str, chunk: list[tuple[str, int, int, int, str]]) -> bool:
-    """Insert a chunk of batches; return False if the job stopped meanwhile."""
+    """Insert a chunk of batches; return False if the job stopped meanwhile.
+
+    A job that ended while enqueuing (stopped, its API deleted) no longer needs its
+    source, which may hold every item: it is dropped here, as it is after the last chunk.
+    """
     items = sum(size for _, _, _, size, _ in chunk)
     with ctx.store.write() as conn:
-        status = conn.exec_driver_sql(
-            "SELECT status FROM job WHERE job_id = ?", (job_id,)
-        ).scalar()
+        status = conn.exec_driver_sql("SELECT status FROM job WHERE job_id = ?", (job_id,)).scalar()
         if status != JobStatus.ENQUEUING:
+            conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
             return False
         conn.exec_driver_sql(
             "INSERT INTO batch (job_id, idx, first_item, size, payload, state, attempts, errors)"
@@ -231,4 +235,3 @@ def submission_view(ctx: Context, job: Job) -> dict[str, Any]:
 
 def _per_worker(total: int, workers_: int) -> int:
     return math.ceil(total / workers_) if workers_ else 0
-

@@ -26,11 +26,6 @@ def set_status(
             "UPDATE job SET status = ?, message = ?, end_time = ? WHERE job_id = ?",
             (new.value, message, now, job_id),
         )
-    elif new is JobStatus.RUNNING:
-        conn.exec_driver_sql(
-            "UPDATE job SET status = ?, message = ?, start_time = ? WHERE job_id = ?",
-            (new.value, message, now, job_id),
-        )
     else:
         conn.exec_driver_sql(
             "UPDATE job SET status = ?, message = ? WHERE job_id = ?",
@@ -70,7 +65,8 @@ def read_counts(conn: Connection, job_id: str) -> JobCounts:
         "SELECT count(*) FROM worker WHERE job_id = ? AND state IN (?, ?, ?)",
         (job_id, WorkerState.PENDING, WorkerState.INITIALIZING, WorkerState.RUNNING),
     ).scalar_one()
-    return JobCounts(*row, live_workers=live)
+    total, queued, leased, succeeded, failed, hook_state, hook_error = row
+    return JobCounts(total, queued, leased, succeeded, failed, hook_state, hook_error, live)
 
 
 def finished_status(counts: JobCounts) -> tuple[JobStatus, str | None] | None:

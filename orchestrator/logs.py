@@ -31,7 +31,10 @@ def _keyed(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 
 def read_merged(log_dir: Path, worker: str | None = None) -> Iterator[str]:
     """Yield every line of a job's logs, interleaved in time order."""
-    handles = [open(path, encoding="utf-8", errors="replace") for path in log_files(log_dir, worker)]
+    handles = [
+        open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
+        for path in log_files(log_dir, worker)
+    ]
     try:
         for _, line in heapq.merge(*(_keyed(iter(h)) for h in handles), key=lambda kl: kl[0]):
             yield line if line.endswith("\n") else line + "\n"

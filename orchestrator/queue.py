@@ -150,6 +150,4 @@ def _open_state(conn: Connection, job_id: str, batch_id: int) -> str | None:
 
 def _shift(conn: Connection, job_id: str, **deltas: int) -> None:
     columns = ", ".join(f"{name} = {name} + ?" for name in deltas)
-    conn.exec_driver_sql(
-        f"UPDATE job SET {columns} WHERE job_id = ?", (*deltas.values(), job_id)
-    )
+    conn.exec_driver_sql(f"UPDATE job SET {columns} WHERE job_id = ?", (*deltas.values(), job_id))

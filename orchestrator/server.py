@@ -12,7 +12,9 @@ from orchestrator.settings import Settings
 
 def serve(settings: Settings, log_level: str = "warning") -> None:
     """Serve until interrupted. Workers keep running across a restart and reconnect."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

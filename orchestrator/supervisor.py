@@ -25,6 +25,7 @@ from orchestrator.status import JobStatus, WorkerState
 log = logging.getLogger(__name__)
 
 _LIVE = (WorkerState.PENDING.value, WorkerState.INITIALIZING.value, WorkerState.RUNNING.value)
+_IN_PROGRESS = (JobStatus.ENQUEUING.value, JobStatus.RUNNING.value)
 
 
 class Supervisor:
@@ -59,9 +60,13 @@ class Supervisor:
 def recover(ctx: Context) -> None:
     """Pick up after a restart: resume enqueuing, and give live workers' leases a grace."""
     with ctx.store.read() as conn:
-        enqueuing = conn.exec_driver_sql(
-            "SELECT job_id FROM job WHERE status = ?", (JobStatus.ENQUEUING.value,)
-        ).scalars().all()
+        enqueuing = (
+            conn.exec_driver_sql(
+                "SELECT job_id FROM job WHERE status = ?", (JobStatus.ENQUEUING.value,)
+            )
+            .scalars()
+            .all()
+        )
     for job_id in enqueuing:
         ctx.log_event(job_id, "orchestrator restarted: resuming enqueuing")
         start_enqueue(ctx, job_id)
@@ -75,9 +80,11 @@ def recover(ctx: Context) -> None:
 
 
 def tick(ctx: Context) -> None:
-    """Reconcile every running job once, and reap workers of ended jobs."""
+    """Reconcile every running job once, time out enqueuing ones, reap workers of ended jobs."""
     with ctx.store.read_session() as session:
-        active = session.exec(select(Job).where(Job.status == JobStatus.RUNNING.value)).all()
+        active = session.exec(
+            select(Job).where(Job.status.in_(_IN_PROGRESS))  # type: ignore[attr-defined]
+        ).all()
         running = select(Job.job_id).where(Job.status == JobStatus.RUNNING.value)
         lingering = session.exec(
             select(Worker).where(
@@ -88,15 +95,17 @@ def tick(ctx: Context) -> None:
     for worker in lingering:
         _probe(ctx, worker)
     for job in active:
-        reconcile(ctx, job)
+        if job.status == JobStatus.RUNNING:
+            reconcile(ctx, job)
+        else:
+            _time_out(ctx, job)  # a job's timeout counts from submission, enqueuing included
 
 
 def reconcile(ctx: Context, job: Job) -> None:
     """Bring one running job's workers and status in line with the store."""
-    now = ctx.clock()
-    if job.timeout is not None and now - job.created_time > job.timeout:
-        fail_job(ctx, job.job_id, JobStatus.TIMED_OUT, f"the job ran past its timeout of {job.timeout:g}s")
+    if _time_out(ctx, job):
         return
+    now = ctx.clock()
     for worker in workers.live_workers(ctx, job.job_id):
         _probe(ctx, worker)
     with ctx.store.write() as conn:
@@ -113,6 +122,19 @@ def reconcile(ctx: Context, job: Job) -> None:
     if status != JobStatus.RUNNING:
         return
     _staff(ctx, job, counts, launched)
+
+
+def _time_out(ctx: Context, job: Job) -> bool:
+    """End a job that ran past its timeout; return whether it did."""
+    if job.timeout is None or ctx.clock() - job.created_time <= job.timeout:
+        return False
+    fail_job(
+        ctx,
+        job.job_id,
+        JobStatus.TIMED_OUT,
+        f"the job ran past its timeout of {job.timeout:g}s",
+    )
+    return True
 
 
 def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
@@ -163,10 +185,15 @@ def _give_up(ctx: Context, job: Job) -> None:
 
 def _taken_slots(ctx: Context, job_id: str) -> set[int]:
     with ctx.store.read() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT slot FROM worker WHERE job_id = ? AND state IN ({','.join('?' * len(_LIVE))})",
-            (job_id, *_LIVE),
-        ).scalars().all()
+        rows = (
+            conn.exec_driver_sql(
+                "SELECT slot FROM worker WHERE job_id = ?"
+                f" AND state IN ({','.join('?' * len(_LIVE))})",
+                (job_id, *_LIVE),
+            )
+            .scalars()
+            .all()
+        )
     return set(rows)
 
 

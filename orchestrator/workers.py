@@ -55,7 +55,9 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
             "UPDATE worker SET handle = ?, started_time = ? WHERE worker_id = ?",
             (json.dumps(handle), ctx.clock(), worker_id),
         )
-    ctx.log_event(job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}")
+    ctx.log_event(
+        job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}"
+    )
     return worker_id
 
 
@@ -131,4 +133,3 @@ def _exit_text(worker_id: str, code: int | None) -> str:
 
 def _describe(handle: dict[str, object]) -> str:
     return "(" + ", ".join(f"{k}={v}" for k, v in handle.items() if v not in (None, "")) + ")"
-

@@ -42,7 +42,9 @@ def load_predictor_class(project_dir: Path, path: str, python_path: str | None =
         raise PredictorLoadError(f"{path}: importing it raised {_name(e)}: {e}\n{detail}") from e
     cls = getattr(module, CLASS_NAME, None)
     if not inspect.isclass(cls):
-        found = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == "predictor")
+        found = sorted(
+            n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == "predictor"
+        )
         hint = f" (classes found: {', '.join(found)})" if found else ""
         raise PredictorLoadError(f"{path}: class {CLASS_NAME} not found{hint}")
     check_signatures(cls, path)
@@ -87,9 +89,7 @@ def construct(cls: type, config: dict[str, Any], job_spec: dict[str, Any], path:
     try:
         return call_by_name(cls, {"config": config, "job_spec": job_spec})
     except Exception as e:
-        raise PredictorInitError(
-            f"{path}: {CLASS_NAME}.__init__ raised {_name(e)}: {e}"
-        ) from e
+        raise PredictorInitError(f"{path}: {CLASS_NAME}.__init__ raised {_name(e)}: {e}") from e
 
 
 def _name(e: BaseException) -> str:

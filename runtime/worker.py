@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -57,12 +58,16 @@ class Worker:
         predictor = construct(cls, spec["config"], spec["job_spec"], path)
         print(f"predictor ready in {time.monotonic() - started:.2f}s")
         self.client.call("POST", "state", {"state": "running"})
-        self._loop(predictor, spec["heartbeat_interval_s"])
+        heartbeat = _Heartbeat(self.server, self.worker_id, spec["heartbeat_interval_s"])
+        try:
+            self._loop(predictor, heartbeat)
+        finally:
+            heartbeat.close()
         self.client.call("POST", "state", {"state": "done"})
         print("exiting: no more work for this worker")
         return EXIT_OK
 
-    def _loop(self, predictor: Any, heartbeat_s: float) -> None:
+    def _loop(self, predictor: Any, heartbeat: _Heartbeat) -> None:
         ack: dict[str, Any] | None = None
         while True:
             task = self.client.call("POST", "next", {"ack": ack, "stopping": self.stopping})
@@ -77,22 +82,28 @@ class Worker:
             if kind == "wait":
                 time.sleep(task.get("delay_s", 0.2))
             elif kind == "batch":
-                ack = self._run_batch(predictor, task, heartbeat_s)
+                ack = self._run_batch(predictor, task, heartbeat)
             elif kind == "on_job_complete":
                 self._run_hook(predictor, task["job_summary"])
 
-    def _run_batch(self, predictor: Any, task: dict[str, Any], heartbeat_s: float) -> dict[str, Any]:
+    def _run_batch(
+        self, predictor: Any, task: dict[str, Any], heartbeat: _Heartbeat
+    ) -> dict[str, Any]:
         batch_id = task["batch_id"]
         self.batch_index = task["index"]
-        beat = _Heartbeat(self.server, self.worker_id, batch_id, heartbeat_s)
-        beat.start()
+        heartbeat.track(batch_id)
         started = time.perf_counter()
         try:
+            # The predictor's batch_id is the batch's index in the job, as logs and ledger show it.
             result = call_by_name(
-                predictor.predict, {"payload": task["payload"], "batch_id": str(batch_id)}
+                predictor.predict, {"payload": task["payload"], "batch_id": str(task["index"])}
             )
             encoded = None if result is None else json.loads(json.dumps(result, default=_plain))
-            return {"batch_id": batch_id, "duration": time.perf_counter() - started, "result": encoded}
+            return {
+                "batch_id": batch_id,
+                "duration": time.perf_counter() - started,
+                "result": encoded,
+            }
         except Exception as e:
             print(f"predict raised {type(e).__name__}: {e} (attempt {task.get('attempt')})")
             return {
@@ -101,14 +112,15 @@ class Worker:
                 "traceback": traceback.format_exc(),
             }
         finally:
-            beat.stop()
+            heartbeat.track(None)
             self.batch_index = None
 
     def _run_hook(self, predictor: Any, summary: dict[str, Any]) -> None:
         hook = getattr(predictor, "on_job_complete", None)
         error = None
         if hook is not None:
-            print(f"running on_job_complete ({summary['succeeded']} succeeded, {summary['failed']} failed)")
+            succeeded, failed = summary["succeeded"], summary["failed"]
+            print(f"running on_job_complete ({succeeded} succeeded, {failed} failed)")
             try:
                 call_by_name(hook, {"job_summary": summary})
             except Exception as e:
@@ -117,12 +129,16 @@ class Worker:
         self.client.call("POST", "hook", {"error": error})
 
     def _report_failure(self, error: WorkerError) -> None:
-        try:
-            self.client.call("POST", "state", {
-                "state": "failed", "reason": error.reason, "error": str(error).split("\n")[0],
-            })
-        except WorkerError:
-            pass
+        with contextlib.suppress(WorkerError):
+            self.client.call(
+                "POST",
+                "state",
+                {
+                    "state": "failed",
+                    "reason": error.reason,
+                    "error": str(error).split("\n")[0],
+                },
+            )
 
     def _tag_output(self, name: str) -> None:
         batch = lambda: self.batch_index  # noqa: E731
@@ -137,27 +153,33 @@ class Worker:
 
 
 class _Heartbeat:
-    """Extends the current batch's lease on a thread while ``predict`` runs."""
+    """Extends the lease of the batch being predicted, from one thread for the worker's life."""
 
-    def __init__(self, server: str, worker_id: str, batch_id: int, interval_s: float) -> None:
+    def __init__(self, server: str, worker_id: str, interval_s: float) -> None:
         self._client = OrchestratorClient(server, worker_id, wait_s=interval_s)
-        self._batch_id = batch_id
         self._interval = interval_s
+        self._batch_id: int | None = None
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def track(self, batch_id: int | None) -> None:
+        """Heartbeat for ``batch_id`` from now on (None: nothing to extend)."""
+        self._batch_id = batch_id
+
+    def close(self) -> None:
+        """Stop the thread and close its connection."""
         self._done.set()
         self._thread.join()
         self._client.close()
 
     def _run(self) -> None:
         while not self._done.wait(self._interval):
+            batch_id = self._batch_id
+            if batch_id is None:
+                continue
             try:
-                self._client.call("POST", "heartbeat", {"batch_id": self._batch_id})
+                self._client.call("POST", "heartbeat", {"batch_id": batch_id})
             except WorkerError as e:
                 print(f"heartbeat failed: {e}", file=sys.stderr)
 

@@ -3,6 +3,7 @@ with real worker subprocesses, against a temporary home."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,9 +21,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_apis"
 TERMINAL = {
-    "status_enqueue_failed", "status_completed_with_failures", "status_succeeded",
-    "status_unexpected_error", "status_worker_error", "status_worker_oom",
-    "status_timed_out", "status_stopped",
+    "status_enqueue_failed",
+    "status_completed_with_failures",
+    "status_succeeded",
+    "status_unexpected_error",
+    "status_worker_error",
+    "status_worker_oom",
+    "status_timed_out",
+    "status_stopped",
 }
 # Quick delivery timings so fault tests finish in seconds.
 FAST = {
@@ -42,8 +48,15 @@ def free_port() -> int:
 class Server:
     """A real orchestrator process and an HTTP client for it."""
 
-    def __init__(self, home: Path, backend: str = "process", **settings: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        backend: str = "process",
+        env: dict[str, str] | None = None,
+        **settings: str,
+    ) -> None:
         self.home = home
+        self.env = env or {}
         self.backend = backend
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,13 +66,27 @@ class Server:
 
     # --- process control -------------------------------------------------
     def start(self) -> Server:
-        cmd = [sys.executable, "-m", "orchestrator", "--home", str(self.home),
-               "--port", str(self.port), "--backend", self.backend]
+        cmd = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "--home",
+            str(self.home),
+            "--port",
+            str(self.port),
+            "--backend",
+            self.backend,
+        ]
         for key, value in self.settings.items():
             cmd += ["--set", f"{key}={value}"]
         with open(self.home / "server-test.log", "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -68,7 +95,9 @@ class Server:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(f"orchestrator exited: {(self.home / 'server-test.log').read_text()}")
+                raise RuntimeError(
+                    f"orchestrator exited: {(self.home / 'server-test.log').read_text()}"
+                )
             time.sleep(0.1)
         raise RuntimeError("orchestrator did not come up in 20s")
 
@@ -111,10 +140,8 @@ class Server:
         self.stop()
         left = self.worker_pids()
         for pid in left:
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
         self.http.close()
         return left
 
@@ -134,8 +161,9 @@ class Server:
         assert r.status_code == 200, r.text
         return r.json()["job_status"]  # type: ignore[no-any-return]
 
-    def wait(self, api: str, job_id: str, statuses: set[str] | None = None,
-             timeout: float = 60) -> dict[str, Any]:
+    def wait(
+        self, api: str, job_id: str, statuses: set[str] | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         """Poll until the job reaches one of ``statuses`` (default: any terminal one)."""
         want = statuses or TERMINAL
         deadline = time.monotonic() + timeout
@@ -147,7 +175,9 @@ class Server:
                 raise AssertionError(f"job still {status['status']} after {timeout}s: {status}")
             time.sleep(0.1)
 
-    def wait_for(self, api: str, job_id: str, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+    def wait_for(
+        self, api: str, job_id: str, predicate: Any, timeout: float = 60
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             status = self.status(api, job_id)
@@ -186,7 +216,11 @@ def make_project(root: Path, name: str, predictor: str, **extra: Any) -> Path:
     project = root / name
     project.mkdir(parents=True, exist_ok=True)
     (project / "predictor.py").write_text(predictor)
-    api = {"name": name, "kind": "BatchAPI", "predictor": {"type": "python", "path": "predictor.py"}}
+    api = {
+        "name": name,
+        "kind": "BatchAPI",
+        "predictor": {"type": "python", "path": "predictor.py"},
+    }
     for key, value in extra.items():
         api[key] = value
     (project / "cortex.yaml").write_text(yaml.safe_dump([api]))

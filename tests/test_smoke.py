@@ -6,7 +6,9 @@ from conftest import Server
 
 
 def test_item_list_job_succeeds_with_results_in_item_order(server: Server, testbench: str) -> None:
-    job = server.submit(testbench, {"workers": 2, "item_list": {"items": list(range(7)), "batch_size": 2}})
+    job = server.submit(
+        testbench, {"workers": 2, "item_list": {"items": list(range(7)), "batch_size": 2}}
+    )
     status = server.wait(testbench, job["job_id"])
     assert status["status"] == "status_succeeded"
     assert status["batch_metrics"]["succeeded"] == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,8 +61,15 @@ class ProcessBackend(Backend):
         with open(launch.log_path, "ab") as log:
             try:
                 child = subprocess.Popen(
-                    [python, "-m", "runtime", "--server", launch.server_url,
-                     "--worker", launch.worker_id],
+                    [
+                        python,
+                        "-m",
+                        "runtime",
+                        "--server",
+                        launch.server_url,
+                        "--worker",
+                        launch.worker_id,
+                    ],
                     cwd=launch.project_dir,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -146,10 +154,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     except ProcessLookupError:
         pass
     except PermissionError:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -25,8 +25,13 @@ def health(ctx: Ctx) -> dict[str, Any]:
     """Say the server is up, where its state lives, and its default backend."""
     import os
 
-    return {"ok": True, "home": str(ctx.settings.home), "backend": ctx.settings.backend,
-            "pid": os.getpid(), "url": ctx.settings.url}
+    return {
+        "ok": True,
+        "home": str(ctx.settings.home),
+        "backend": ctx.settings.backend,
+        "pid": os.getpid(),
+        "url": ctx.settings.url,
+    }
 
 
 @router.post("/apis")
@@ -103,21 +108,23 @@ def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
 
     with ctx.store.read_session() as session:
         rows = session.exec(select(Worker).where(Worker.job_id == job_id)).all()
-    return {"workers": [
-        {
-            "worker": short_name(w.worker_id),
-            "worker_id": w.worker_id,
-            "slot": w.slot,
-            "state": w.state,
-            "reason": w.reason,
-            "error": w.error,
-            "exit_code": w.exit_code,
-            "handle": w.handle,
-            "created_time": isoformat(w.created_time),
-            "ended_time": isoformat(w.ended_time),
-        }
-        for w in rows
-    ]}
+    return {
+        "workers": [
+            {
+                "worker": short_name(w.worker_id),
+                "worker_id": w.worker_id,
+                "slot": w.slot,
+                "state": w.state,
+                "reason": w.reason,
+                "error": w.error,
+                "exit_code": w.exit_code,
+                "handle": w.handle,
+                "created_time": isoformat(w.created_time),
+                "ended_time": isoformat(w.ended_time),
+            }
+            for w in rows
+        ]
+    }
 
 
 @router.get("/queues/{job_id}")

@@ -1,0 +1,1 @@
+"""The ``cortex-tui`` command line: one module per command, ``main`` dispatches."""

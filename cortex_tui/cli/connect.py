@@ -1,0 +1,26 @@
+"""Connect a command to the orchestrator, starting the embedded one when needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cortex_tui.client import CortexClient
+from cortex_tui.embedded import ensure_server, home_dir, resolve_url
+
+
+def connect(args: argparse.Namespace) -> CortexClient:
+    """Return a client for the orchestrator the command targets, starting it if needed."""
+    client = CortexClient(resolve_url(args.server))
+    try:
+        ensure_server(client, home_dir(), lambda line: print(line, file=sys.stderr))
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def hint(args: argparse.Namespace, *words: str) -> str:
+    """Return a ``cortex-tui ...`` command to suggest, with ``--server`` if one was given."""
+    server = ["--server", args.server] if args.server else []
+    return " ".join(["cortex-tui", *server, *words])

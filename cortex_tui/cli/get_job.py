@@ -1,0 +1,117 @@
+"""The ``cortex-tui get API JOB_ID`` view: a job's status, stats, workers and config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from cortex_tui.cli.render import (
+    colored,
+    format_pairs,
+    format_table,
+    short_status,
+    status_color,
+)
+from cortex_tui.cli.timefmt import format_duration, format_seconds, job_duration, local_time
+
+BATCH_HEADERS = ("in queue", "in flight", "succeeded", "failed", "total", "avg time per batch")
+WORKER_STATS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
+_CONFIG_KEYS = (
+    "workers",
+    "batch_size",
+    "source",
+    "timeout",
+    "retries",
+    "max_worker_restarts",
+    "backend",
+    "config",
+)
+
+
+def render(
+    document: dict[str, Any],
+    workers: dict[str, Any],
+    now: float,
+    color: bool,
+    suggest: Callable[..., str],
+) -> str:
+    """Return a job's ``GET /<api>/<job_id>`` response for people.
+
+    Args:
+        document: The server's ``{"job_status": {...}}``.
+        workers: The server's ``{"workers": [...]}`` for the job.
+        now: The current epoch time, for the duration of a running job.
+        color: Whether to color the status.
+        suggest: Builds a ``cortex-tui ...`` command line to suggest.
+    """
+    job = document["job_status"]
+    api, job_id = job["api_name"], job["job_id"]
+    sections = [
+        _header(job, now, color),
+        "batch stats\n" + _batch_stats(job),
+        "worker stats\n"
+        + format_table(
+            WORKER_STATS, [[str((job.get("worker_stats") or {}).get(k, 0)) for k in WORKER_STATS]]
+        ),
+    ]
+    if workers.get("workers"):
+        sections.append("workers\n" + _workers(workers["workers"]))
+    sections.append("job config\n" + _config(job).rstrip("\n"))
+    hints = []
+    if (job.get("batch_metrics") or {}).get("failed"):
+        hints.append(f"failed batches: {suggest('failed', api, job_id)}")
+    hints.append(f"results: {suggest('results', api, job_id)}")
+    hints.append(f"logs: {suggest('logs', api, job_id)}")
+    sections.append("\n".join(hints))
+    return "\n\n".join(sections)
+
+
+def _header(job: dict[str, Any], now: float, color: bool) -> str:
+    status = colored(short_status(job.get("status")), status_color(job.get("status")), color)
+    if job.get("message"):
+        status += f" ({job['message']})"
+    start = job.get("start_time")
+    pairs = [("job id", job["job_id"]), ("status", status)]
+    top = format_pairs(pairs)
+    times = format_pairs(
+        [
+            ("created", local_time(job.get("created_time"))),
+            ("started", local_time(start)),
+            ("ended", local_time(job.get("end_time"))),
+            ("duration", format_duration(job_duration(start, job.get("end_time"), now))),
+        ]
+    )
+    return f"{top}\n\n{times}"
+
+
+def _batch_stats(job: dict[str, Any]) -> str:
+    metrics = job.get("batch_metrics") or {}
+    row = [
+        str(job.get("batches_in_queue", 0)),
+        str(job.get("batches_in_flight", 0)),
+        str(metrics.get("succeeded", 0)),
+        str(metrics.get("failed", 0)),
+        str(metrics.get("total", 0)),
+        format_seconds(metrics.get("avg_time_per_batch")),
+    ]
+    return format_table(BATCH_HEADERS, [row])
+
+
+def _workers(workers: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            w.get("worker") or "-",
+            w.get("state") or "-",
+            "-" if w.get("exit_code") is None else str(w["exit_code"]),
+            w.get("error") or w.get("reason") or "",
+        ]
+        for w in workers
+    ]
+    return format_table(("worker", "state", "exit code", "detail"), rows)
+
+
+def _config(job: dict[str, Any]) -> str:
+    shown = {key: job[key] for key in _CONFIG_KEYS if key in job}
+    return yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, width=100)

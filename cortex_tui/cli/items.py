@@ -1,0 +1,89 @@
+"""Reading a job's items from files, and ``--config key=value`` pairs, with clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cortex_tui.errors import InputError
+
+
+def read_items(path: Path) -> list[Any]:
+    """Return the items of a file holding one JSON list."""
+    text = _read(path)
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(items, list):
+        raise InputError(
+            f"{path}: expected a JSON list of items, got {_kind(items)}"
+            " (for one item per line, use --jsonl)"
+        )
+    return _non_empty(path, items)
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Return the items of a newline-delimited JSON file (one item per non-blank line)."""
+    items = []
+    for number, line in enumerate(_read(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: line {number} is not valid JSON: {e.msg}") from None
+    return _non_empty(path, items)
+
+
+def parse_config(pairs: list[str]) -> dict[str, Any]:
+    """Return ``key=value`` pairs as a nested object.
+
+    A value that parses as JSON is taken as JSON (``3``, ``true``, ``[1, 2]``), anything
+    else as a string; a dotted key nests: ``model.depth=3`` -> ``{"model": {"depth": 3}}``.
+    """
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        parts = key.split(".")
+        if not sep or not all(parts):
+            raise InputError(f"--config {pair}: expected KEY=VALUE, e.g. --config threshold=0.5")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        target = config
+        for depth, part in enumerate(parts[:-1]):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                where = ".".join(parts[: depth + 1])
+                raise InputError(f"--config {pair}: {where} is already set to a value")
+        if isinstance(target.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise InputError(f"--config {pair}: {key} already holds nested keys")
+        target[parts[-1]] = value
+    return config
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file of items") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+
+
+def _non_empty(path: Path, items: list[Any]) -> list[Any]:
+    if not items:
+        raise InputError(f"{path}: holds no items; a job needs at least one")
+    return items
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

@@ -1,0 +1,72 @@
+"""``cortex-tui``: deploy Batch APIs, submit jobs, and follow them, like Cortex's CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import NoReturn
+
+from cortex_tui.cli import delete, deploy, down, failed, get, logs, results, serve, submit, up
+from cortex_tui.errors import CortexTuiError
+
+COMMANDS = (deploy, get, submit, logs, results, failed, delete, up, down, serve)
+_SERVER_HELP = (
+    "the orchestrator's URL (default: $CORTEX_TUI_SERVER or http://127.0.0.1:7311; a loopback"
+    " URL where nothing answers gets the embedded orchestrator started)"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error: ...`` line."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the error with a pointer to ``--help`` and exit with status 2."""
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    """Return the parser of every command."""
+    parser = Parser(
+        prog="cortex-tui",
+        description="Run Batch APIs locally: deploy a predictor, submit jobs of items, follow"
+        " their workers, logs and results. Commands talk to the orchestrator, which is"
+        " started in the background when needed (stop it with: cortex-tui down).",
+    )
+    parser.add_argument("--server", metavar="URL", help=_SERVER_HELP)
+    # Accept --server after the command too; SUPPRESS keeps the top-level value otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", metavar="URL", default=argparse.SUPPRESS, help=_SERVER_HELP)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for command in COMMANDS:
+        command.add_parser(commands, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed
+        return e.code if isinstance(e.code, int) else 0
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        status: int = args.func(args)
+    except CortexTuiError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: say nothing, and keep Python from
+        # complaining while it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

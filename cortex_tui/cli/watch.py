@@ -1,0 +1,42 @@
+"""``--watch``: render a view again every few seconds, in place on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from cortex_tui.errors import CortexTuiError
+
+WATCH_INTERVAL_S = 2.0
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+def show(render: Callable[[], str], watch: bool, title: str) -> int:
+    """Print ``render()`` once, or every two seconds until Ctrl-C with ``watch``.
+
+    The first render's errors propagate (a typo fails at once); later ones are shown in
+    place of the view and watching goes on, e.g. while the server restarts.
+    """
+    text = render()
+    if not watch:
+        print(text)
+        return 0
+    tty = sys.stdout.isatty()
+    try:
+        while True:
+            if tty:
+                clock = datetime.now().strftime("%H:%M:%S")
+                header = f"every {WATCH_INTERVAL_S:.0f}s: {title}   {clock}   (Ctrl-C to stop)"
+                sys.stdout.write(f"{_CLEAR}{header}\n\n{text}\n")
+            else:
+                sys.stdout.write(f"{text}\n\n")
+            sys.stdout.flush()
+            time.sleep(WATCH_INTERVAL_S)
+            try:
+                text = render()
+            except CortexTuiError as e:
+                text = f"error: {e}"
+    except KeyboardInterrupt:
+        return 0

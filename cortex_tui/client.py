@@ -1,0 +1,205 @@
+"""The one module that speaks HTTP to the orchestrator.
+
+Every method returns the server's JSON document (``job_status`` returns the inner
+``job_status`` object; ``get_job`` keeps the whole response). Transport failures and
+error statuses become ``CortexTuiError`` subclasses with a message fit for a user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cortex_tui.errors import ApiError, CortexTuiError, ServerUnreachable
+
+Json = dict[str, Any]
+DEFAULT_TIMEOUT = 30.0
+# Deploying may build an image and deleting an API waits for its workers to stop.
+SLOW_TIMEOUT = 30 * 60.0
+_CONNECT_TIMEOUT = 5.0
+
+
+class CortexClient:
+    """A small synchronous client for one orchestrator.
+
+    Args:
+        base_url: The orchestrator's URL, e.g. ``http://127.0.0.1:7311``.
+        timeout: Seconds to wait for a response (streams that follow a job wait forever).
+        transport: An httpx transport to use instead of the network (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=_CONNECT_TIMEOUT),
+            transport=transport,
+            # Certificates only matter for https (redirects are not followed), and loading
+            # them costs every command a few hundred milliseconds.
+            verify=self.base_url.startswith("https://"),
+            headers={"User-Agent": "cortex-tui"},
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> CortexClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- management --------------------------------------------------------------
+
+    def health(self) -> Json:
+        """Return the server's health document (home, backend, pid, url)."""
+        return self._json("GET", "/_cortex/health")
+
+    def deploy(self, project_dir: Path, config_file: str = "cortex.yaml") -> Json:
+        """Deploy a project's APIs; return ``{"apis": [{"name", "result", ...}]}``."""
+        body = {"project_dir": str(project_dir.resolve()), "config_file": config_file}
+        return self._json("POST", "/_cortex/apis", json=body, timeout=SLOW_TIMEOUT)
+
+    def list_apis(self) -> Json:
+        """Return ``{"apis": [...]}``: every API with its running jobs and latest job."""
+        return self._json("GET", "/_cortex/apis")
+
+    def delete_api(self, name: str) -> Json:
+        """Stop an API's jobs and delete it; return the server's message."""
+        return self._json("DELETE", f"/_cortex/apis/{_seg(name)}", timeout=SLOW_TIMEOUT)
+
+    # --- the reference's per-API endpoints ------------------------------------------
+
+    def list_jobs(self, api: str, limit: int = 100) -> Json:
+        """Return ``{"api_name", "endpoint", "jobs": [...]}``, newest job first."""
+        return self._json("GET", f"/{_seg(api)}", params={"limit": limit})
+
+    def get_job(self, api: str, job_id: str) -> Json:
+        """Return the whole ``GET /<api>/<job_id>`` response, ``{"job_status": {...}}``."""
+        return self._json("GET", f"/{_seg(api)}/{_seg(job_id)}")
+
+    def job_status(self, api: str, job_id: str) -> Json:
+        """Return the job's ``job_status`` object."""
+        status: Json = self.get_job(api, job_id)["job_status"]
+        return status
+
+    def submit(self, api: str, body: Json, dry_run: bool = False) -> Json:
+        """Submit a job (or, with ``dry_run``, validate it and describe its batches)."""
+        params = {"dryRun": "true"} if dry_run else None
+        return self._json("POST", f"/{_seg(api)}", json=body, params=params, timeout=SLOW_TIMEOUT)
+
+    def stop_job(self, api: str, job_id: str) -> Json:
+        """Stop a job; return ``{"message": "stopped job <job_id>"}``."""
+        return self._json("DELETE", f"/{_seg(api)}/{_seg(job_id)}", timeout=SLOW_TIMEOUT)
+
+    # --- a job's logs, results, failures and workers --------------------------------
+
+    def logs(
+        self, api: str, job_id: str, follow: bool = False, worker: str | None = None
+    ) -> Iterator[str]:
+        """Yield the job's log lines (without newlines); ``follow`` until the job ends."""
+        params: dict[str, str] = {"follow": "true"} if follow else {}
+        if worker is not None:
+            params["worker"] = worker
+        # A followed job may be silent for minutes: only the connection has a deadline.
+        timeout = httpx.Timeout(None, connect=_CONNECT_TIMEOUT) if follow else None
+        yield from self._lines(f"{_job_path(api, job_id)}/logs", params, timeout)
+
+    def results(self, api: str, job_id: str) -> Iterator[str]:
+        """Yield the job's results as JSON lines (without newlines), in item order."""
+        yield from self._lines(f"{_job_path(api, job_id)}/results", {}, None)
+
+    def failed(self, api: str, job_id: str) -> Json:
+        """Return ``{"job_id", "failed_batches": [...]}``, the failed-batch ledger."""
+        return self._json("GET", f"{_job_path(api, job_id)}/failed")
+
+    def workers(self, api: str, job_id: str) -> Json:
+        """Return ``{"workers": [...]}``: each worker's state and how it ended."""
+        return self._json("GET", f"{_job_path(api, job_id)}/workers")
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Json:
+        with self._errors():
+            response = self._http.request(method, path, **kwargs)
+        _raise_for_status(response)
+        try:
+            document = response.json()
+        except ValueError:
+            raise CortexTuiError(
+                f"{method} {response.url} did not answer JSON (is this an orchestrator?)"
+            ) from None
+        if not isinstance(document, dict):
+            raise CortexTuiError(f"{method} {response.url} answered an unexpected document")
+        return document
+
+    def _lines(
+        self, path: str, params: dict[str, str], timeout: httpx.Timeout | None
+    ) -> Iterator[str]:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        with self._errors(), self._http.stream("GET", path, params=params, **extra) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_for_status(response)
+            yield from response.iter_lines()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate httpx transport errors into cortex-tui errors."""
+        try:
+            yield
+        except httpx.ConnectError:
+            raise ServerUnreachable(self.base_url) from None
+        except httpx.TimeoutException:
+            raise CortexTuiError(
+                f"the orchestrator at {self.base_url} did not answer in time"
+            ) from None
+        except httpx.TransportError as e:
+            raise CortexTuiError(f"lost the connection to {self.base_url}: {e}") from None
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    message = None
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        message = document["error"]
+    elif isinstance(document, dict) and isinstance(document.get("detail"), str):
+        message = document["detail"]  # FastAPI's own 404/405 pages
+    if not message:
+        request = response.request
+        message = (
+            f"{request.method} {request.url} answered {response.status_code}"
+            f" {response.reason_phrase}".rstrip()
+        )
+    raise ApiError(message, response.status_code)
+
+
+def _seg(value: str) -> str:
+    """Quote one path segment, so that a name cannot reach another route."""
+    return quote(value, safe="")
+
+
+def _job_path(api: str, job_id: str) -> str:
+    return f"/_cortex/apis/{_seg(api)}/jobs/{_seg(job_id)}"

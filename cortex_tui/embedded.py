@@ -1,0 +1,268 @@
+"""Finding the orchestrator, and starting or stopping the embedded one of a home.
+
+The server URL comes from ``--server``, else ``CORTEX_TUI_SERVER``, else the default
+loopback address. When nothing answers at a loopback URL, the orchestrator is started
+in the background as ``python -m orchestrator`` (a separate process: this package never
+imports the server), with its output in ``HOME/server.log``. The server itself records
+``HOME/server.json`` (``url``, ``pid``, ``backend``) while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cortex_tui.client import CortexClient
+from cortex_tui.errors import EmbeddedServerError, ServerUnreachable
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7311
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 15.0
+_LOG_TAIL_LINES = 15
+# The orchestrator ships beside cortex_tui; its parent directory is put on the child's
+# PYTHONPATH so that a checkout (not only an installed wheel) starts the same copy.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class ServerRecord:
+    """What a running orchestrator wrote to ``HOME/server.json``."""
+
+    url: str
+    pid: int
+    backend: str
+
+
+def resolve_url(flag: str | None) -> str:
+    """Return the orchestrator URL: ``--server``, ``CORTEX_TUI_SERVER`` or the default."""
+    url = flag or os.environ.get("CORTEX_TUI_SERVER") or DEFAULT_URL
+    return url.rstrip("/")
+
+
+def home_dir() -> Path:
+    """Return ``CORTEX_TUI_HOME`` or ``~/.cortex-tui``."""
+    return Path(os.environ.get("CORTEX_TUI_HOME") or Path.home() / ".cortex-tui").expanduser()
+
+
+def display_path(path: Path) -> str:
+    """Return ``path`` with the user's home directory written as ``~``."""
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def loopback_address(url: str) -> tuple[str, int] | None:
+    """Return the host and port to start a server on for a loopback ``http`` URL, else None."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http":
+        return None
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return None
+    if host == "localhost":
+        return DEFAULT_HOST, port
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.version != 4 or not address.is_loopback:
+        return None
+    return host, port
+
+
+def orchestrator_command(
+    home: Path,
+    host: str,
+    port: int,
+    backend: str | None = None,
+    overrides: Sequence[str] = (),
+) -> list[str]:
+    """Return the ``python -m orchestrator`` command line for these settings."""
+    command = [sys.executable, "-m", "orchestrator", "--home", str(home)]
+    command += ["--host", host, "--port", str(port)]
+    if backend is not None:
+        command += ["--backend", backend]
+    for pair in overrides:
+        command += ["--set", pair]
+    return command
+
+
+def orchestrator_env() -> dict[str, str]:
+    """Return the environment for an orchestrator process (this checkout on its path)."""
+    env = dict(os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(_PACKAGE_ROOT) not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([str(_PACKAGE_ROOT), *paths])
+    return env
+
+
+def ensure_server(client: CortexClient, home: Path, announce: Callable[[str], None]) -> bool:
+    """Make sure an orchestrator answers at the client's URL; return whether one was started.
+
+    Raises:
+        ServerUnreachable: Nothing answers and the URL is not a loopback one.
+        EmbeddedServerError: The embedded orchestrator could not be started.
+    """
+    try:
+        client.health()
+        return False
+    except ServerUnreachable:
+        address = loopback_address(client.base_url)
+        if address is None:
+            raise
+    start_embedded(client, home, *address)
+    log = display_path(home / "server.log")
+    announce(
+        f"started the embedded orchestrator at {client.base_url} (home {display_path(home)},"
+        f" log {log}; stop it with: cortex-tui down)"
+    )
+    return True
+
+
+def start_embedded(client: CortexClient, home: Path, host: str, port: int) -> None:
+    """Start the orchestrator of ``home`` in the background and wait until it answers."""
+    running = read_server_record(home)
+    if running is not None and running.url != client.base_url and pid_alive(running.pid):
+        raise EmbeddedServerError(
+            f"the orchestrator of {display_path(home)} already runs at {running.url}: use"
+            f" --server {running.url}, or stop it first with: cortex-tui down"
+        )
+    log_path = home / "server.log"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            process = subprocess.Popen(
+                orchestrator_command(home, host, port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=home,
+                env=orchestrator_env(),
+                start_new_session=True,  # outlives this command and ignores its Ctrl-C
+            )
+    except OSError as e:
+        raise EmbeddedServerError(
+            f"cannot start the embedded orchestrator in {display_path(home)}: {e.strerror}"
+            " (set CORTEX_TUI_HOME to a directory you can write to)"
+        ) from None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if _answers(client):
+            return
+        time.sleep(0.1)
+    if _answers(client):  # another command started it first, on the same port
+        return
+    if process.poll() is None:
+        process.terminate()
+        what = f"did not answer within {START_TIMEOUT_S:.0f}s and was stopped"
+    else:
+        what = f"exited during start-up (exit code {process.returncode})"
+    raise EmbeddedServerError(
+        f"the embedded orchestrator at {client.base_url} {what};"
+        f" the end of {display_path(log_path)}:\n{_log_tail(log_path, offset)}"
+    )
+
+
+def _answers(client: CortexClient) -> bool:
+    try:
+        client.health()
+    except ServerUnreachable:
+        return False
+    return True
+
+
+def _log_tail(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", errors="replace")
+    lines = text.rstrip("\n").splitlines()[-_LOG_TAIL_LINES:] or ["(the log is empty)"]
+    return "\n".join(f"  {line}" for line in lines)
+
+
+def read_server_record(home: Path) -> ServerRecord | None:
+    """Return what ``HOME/server.json`` says, or None if it is missing or unreadable."""
+    try:
+        data = json.loads((home / "server.json").read_text())
+        return ServerRecord(
+            url=str(data["url"]), pid=int(data["pid"]), backend=str(data["backend"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Return whether a process is alive (a zombie is not)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill()
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def _is_orchestrator(pid: int) -> bool:
+    """Return False only when procfs shows the pid now runs something else (pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"orchestrator" in cmdline
+
+
+def stop_embedded(home: Path) -> ServerRecord | None:
+    """Stop the orchestrator recorded in ``HOME/server.json``; return it, or None if none runs.
+
+    Raises:
+        EmbeddedServerError: The process could not be signalled or would not exit.
+    """
+    record = read_server_record(home)
+    if record is None or not pid_alive(record.pid) or not _is_orchestrator(record.pid):
+        return None
+    _signal(record.pid, signal.SIGTERM)
+    if _wait_gone(record.pid, STOP_TIMEOUT_S):
+        return record
+    _signal(record.pid, signal.SIGKILL)
+    if _wait_gone(record.pid, 5.0):
+        return record
+    raise EmbeddedServerError(f"the orchestrator (pid {record.pid}) does not exit")
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+    except PermissionError as e:
+        raise EmbeddedServerError(f"cannot stop the orchestrator (pid {pid}): {e}") from None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,314 @@
+"""The ``cortex-tui`` command line against a real orchestrator and real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SAMPLES, Server, free_port
+
+from cortex_tui.cli.main import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``cortex-tui ARGS`` in-process; return its exit code, stdout and stderr."""
+
+    def run(*args: str) -> Run:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def tui(server: Server, cli: Cli) -> Cli:
+    """Run ``cortex-tui --server <the test server> ARGS`` in-process."""
+    return lambda *args: cli("--server", server.url, *args)
+
+
+def write_items(path: Path, items: list[object]) -> Path:
+    path.write_text(json.dumps(items))
+    return path
+
+
+def job_id_of(output: str) -> str:
+    match = re.search(r"submitted job (\w+) to ", output)
+    assert match, output
+    return match.group(1)
+
+
+def test_deploy_says_created_then_up_to_date_then_updated(
+    server: Server, tmp_path: Path, cli: Cli, tui: Cli
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SAMPLES / "testbench", project)
+    assert tui("get", "testbench").err == (
+        'error: api "testbench" is not deployed (deploy it with: cortex-tui deploy)\n'
+    )
+
+    first = tui("deploy", str(project))
+    again = cli("deploy", str(project), "--server", server.url)  # the flag after the command
+    (project / "predictor.py").write_text((project / "predictor.py").read_text() + "\n# v2\n")
+    changed = tui("deploy", str(project))
+
+    assert (first.code, first.out) == (0, "created testbench\n")
+    assert (again.code, again.out) == (0, "testbench is up to date\n")
+    assert (changed.code, changed.out) == (0, "updated testbench\n")
+    header, row = tui("get").out.splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "NAME", "BACKEND", "RUNNING JOBS", "LATEST JOB ID", "LATEST JOB STATUS", "PROGRESS",
+        "LAST UPDATE",
+    ]  # fmt: skip
+    assert row.split()[:6] == ["testbench", "process", "0", "-", "-", "-"]
+    assert tui("get", "testbench").out == (
+        f"no submitted jobs\n\nendpoint: {server.url}/testbench\n"
+    )
+    unknown = tui("get", "nope")
+    assert (unknown.code, unknown.out) == (1, "")
+    assert unknown.err == 'error: api "nope" is not deployed (deploy it with: cortex-tui deploy)\n'
+
+
+def test_jobs_from_submit_to_status_results_logs_and_failures(
+    server: Server, testbench: str, tmp_path: Path, tui: Cli
+) -> None:
+    items = write_items(tmp_path / "items.json", list(range(7)))
+    url = server.url
+
+    ok = tui("submit", testbench, "--items", str(items),
+             "--batch-size", "2", "--workers", "2", "--wait")  # fmt: skip
+
+    assert ok.code == 0, ok.err
+    job = job_id_of(ok.out)
+    submitted, outcome, results_hint = ok.out.splitlines()
+    assert submitted == f"submitted job {job} to testbench (4 batches, 2 workers)"
+    assert re.fullmatch(rf"job {job} succeeded: 4 of 4 batches in \S+", outcome)
+    assert results_hint == f"results: cortex-tui --server {url} results testbench {job}"
+
+    apis = tui("get").out.splitlines()
+    assert apis[1].split()[:6] == ["testbench", "process", "0", job, "succeeded", "4/4"]
+
+    detail = tui("get", testbench, job).out
+    assert detail.startswith(f"job id: {job}\nstatus: succeeded\n")
+    assert (
+        "\nworker stats\nPENDING   INITIALIZING   RUNNING   SUCCEEDED   FAILED   STALLED\n"
+        in detail
+    )
+    assert re.search(r"\nbatch stats\nIN QUEUE .*\n0 +0 +4 +0 +4 ", detail)
+    assert "failed batches:" not in detail
+    assert f"\nresults: cortex-tui --server {url} results testbench {job}\n" in detail
+
+    raw = json.loads(tui("get", testbench, job, "-o", "json").out)
+    assert raw["job_status"]["status"] == "status_succeeded"
+    assert {"batch_metrics", "worker_stats", "batches_in_queue", "start_time"} <= raw[
+        "job_status"
+    ].keys()
+
+    out_file = tmp_path / "results.jsonl"
+    written = tui("results", testbench, job, "-o", str(out_file))
+    assert (written.code, written.err) == (0, f"wrote 7 results to {out_file}\n")
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [(r["item_index"], r["result"]["item"]) for r in lines] == [(i, i) for i in range(7)]
+
+    logs = tui("logs", testbench, job).out.splitlines()
+    assert any(" [w0] " in line for line in logs)
+    assert any(" [orchestrator] " in line for line in logs)
+    w1_only = tui("logs", testbench, job, "--worker", "w1").out.splitlines()
+    assert w1_only and all(" [w1] " in line for line in w1_only)
+
+    not_running = tui("delete", testbench, job)
+    assert (not_running.code, not_running.out) == (1, "")
+    assert not_running.err == (
+        f"error: job {job} already ended with status_succeeded; there is nothing to stop\n"
+    )
+
+    failing = tui("submit", testbench, "--items", str(items), "--batch-size", "2",
+                  "--config", "fail_items=[3]", "--wait")  # fmt: skip
+    assert failing.code == 1
+    bad_job = job_id_of(failing.out)
+    assert f"job {bad_job} ended with status completed with failures: 3 of 4" in failing.out
+    assert f"failed batches: cortex-tui --server {url} failed testbench {bad_job}" in failing.out
+    ledger = tui("failed", testbench, bad_job, "--traceback").out
+    assert ledger.startswith("batch 1 (items 2-3): 1 attempt, last on worker w0\n")
+    assert "\n  error: ValueError: item 3 is in fail_items\n  payload: [2, 3]\n" in ledger
+    assert "\n    Traceback (most recent call last):\n" in ledger
+
+    jobs = tui("get", testbench).out.splitlines()
+    assert [line.split()[:4] for line in jobs[1:3]] == [
+        [bad_job, "completed", "with", "failures"],
+        [job, "succeeded", "4/4", "0"],
+    ]
+    assert jobs[-2:] == ["", f"endpoint: {url}/testbench"]
+
+
+def test_delete_stops_a_running_job_then_deletes_the_api(
+    server: Server, testbench: str, tmp_path: Path, tui: Cli
+) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text("1\n2\n\n3\n4\n")
+    plan = tui("submit", testbench, "--jsonl", str(items), "--dry-run", "-o", "json",
+               "--config", "model.depth=3", "--config", "name=big")  # fmt: skip
+    assert json.loads(plan.out)["items"] == 4
+    assert json.loads(plan.out)["config"] == {
+        "sleep_s": 0, "echo": True, "model": {"depth": 3}, "name": "big",
+    }  # fmt: skip
+
+    submitted = tui("submit", testbench, "--jsonl", str(items), "--config", "sleep_s=2")
+    job = job_id_of(submitted.out)
+    assert f"\nfollow it: cortex-tui --server {server.url} get testbench {job} --watch\n" in (
+        submitted.out
+    )
+    server.wait_for(testbench, job, lambda s: s["worker_stats"]["running"] > 0, timeout=30)
+    stopped = tui("delete", testbench, job)
+
+    assert (stopped.code, stopped.out) == (0, f"stopped job {job}\n")
+    assert server.status(testbench, job)["status"] == "status_stopped"
+    deleted = tui("delete", testbench)
+    assert (deleted.code, deleted.out) == (0, "deleting testbench\ndeleted testbench\n")
+    assert tui("get").out == (
+        f"no apis are deployed (deploy one with: cortex-tui --server {server.url} deploy DIR)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "flag", "error"),
+    [
+        (None, "--items", "{path}: no such file"),
+        ("[1, 2", "--items", "{path}: not valid JSON: Expecting ',' delimiter: line 1 column 6"
+         " (char 5)"),
+        ('{"items": [1]}', "--items", "{path}: expected a JSON list of items, got an object"
+         " (for one item per line, use --jsonl)"),
+        ("1\n2\n{oops\n", "--jsonl", "{path}: line 3 is not valid JSON: Expecting property name"
+         " enclosed in double quotes"),
+        ("[]", "--items", "{path}: holds no items; a job needs at least one"),
+    ],
+)  # fmt: skip
+def test_bad_item_files_fail_before_any_request(
+    tmp_path: Path, cli: Cli, content: str | None, flag: str, error: str
+) -> None:
+    path = tmp_path / "items"
+    if content is not None:
+        path.write_text(content)
+
+    run = cli("--server", "http://0.0.0.0:9", "submit", "testbench", flag, str(path))
+
+    assert (run.code, run.out, run.err) == (1, "", f"error: {error.format(path=path)}\n")
+
+
+def test_unreachable_remote_server_is_not_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    monkeypatch.setenv("CORTEX_TUI_HOME", str(tmp_path / "home"))
+    # 0.0.0.0 is no loopback URL to the CLI, and connecting to it fails at once.
+    url = f"http://0.0.0.0:{free_port()}"
+
+    run = cli("--server", url, "get")
+
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        f"error: no orchestrator answers at {url} (check --server / CORTEX_TUI_SERVER)\n"
+    )
+    assert not (tmp_path / "home").exists()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_get_starts_the_embedded_server_and_down_stops_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "CORTEX_TUI_SERVER"}
+    env["CORTEX_TUI_HOME"] = str(home)
+    env["HOME"] = str(tmp_path / "user")  # keeps ~/.cortex-tui out of reach, paths unshortened
+    url = f"http://127.0.0.1:{free_port()}"
+
+    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cortex_tui", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    started = cortex_tui("--server", url, "get")
+    pid = json.loads((home / "server.json").read_text())["pid"]
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stderr == (
+            f"started the embedded orchestrator at {url} (home {home}, log {home}/server.log;"
+            " stop it with: cortex-tui down)\n"
+        )
+        assert started.stdout.startswith("no apis are deployed")
+        assert _pid_alive(pid)
+
+        again = cortex_tui("--server", url, "get")  # already up: nothing is started
+        assert (again.returncode, again.stderr) == (0, "")
+
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "cortex_tui.cli.main", "--server", url, "get", "--watch"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert watch.stdout is not None and watch.stderr is not None
+        assert watch.stdout.readline().startswith("no apis are deployed")
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(10) == 0
+        assert watch.stderr.read() == ""
+        watch.stdout.close()
+        watch.stderr.close()
+
+        down = cortex_tui("down")
+        assert (down.returncode, down.stdout) == (0, f"stopped the orchestrator at {url}\n")
+        assert not _pid_alive(pid)
+        assert cortex_tui("down").stdout == f"no orchestrator is running for {home}\n"
+    finally:
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "cortex_tui", "serve", "--port", str(port), "--set", "tick_s=0.2"],
+        cwd=ROOT, env={**os.environ, "CORTEX_TUI_HOME": str(home)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (home / "server.json").exists():
+            assert serve.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        record = json.loads((home / "server.json").read_text())
+        assert record["url"] == f"http://127.0.0.1:{port}"
+        assert record["pid"] == serve.pid  # the CLI became the server: Ctrl-C reaches it
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(20)
+    assert serve.stderr is not None
+    assert serve.stderr.readline().startswith(
+        f"serving the orchestrator at http://127.0.0.1:{port}"
+    )
+    serve.stderr.close()
