@@ -8,13 +8,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
-
 from orchestrator.apispec import ApiSpec, load_cortex_yaml
-from orchestrator.context import Context, isoformat
+from orchestrator.context import Context
 from orchestrator.errors import ApiSpecError, InvalidRequest
 from orchestrator.jobs import fail_job, get_api
-from orchestrator.models import Api, Job
+from orchestrator.models import Api
 from orchestrator.status import JobStatus
 
 _SKIP = {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", "node_modules"}
@@ -91,53 +89,6 @@ def _digest_files(project_dir: Path) -> str:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
-
-
-def list_apis(ctx: Context) -> dict[str, Any]:
-    """Return every API with its running jobs and latest job."""
-    from orchestrator.views import job_status, worker_stats_for
-
-    with ctx.store.read_session() as session:
-        apis = session.exec(select(Api).order_by(Api.name)).all()
-        latest: dict[str, Job] = {}
-        running: dict[str, int] = {}
-        for api in apis:
-            job = session.exec(
-                select(Job).where(Job.api_name == api.name).order_by(Job.seq.desc())  # type: ignore[union-attr]
-            ).first()
-            if job is not None:
-                latest[api.name] = job
-            running[api.name] = len(
-                session.exec(
-                    select(Job.job_id).where(
-                        Job.api_name == api.name,
-                        Job.status.in_(  # type: ignore[attr-defined]
-                            [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]
-                        ),
-                    )
-                ).all()
-            )
-    stats = worker_stats_for(ctx, [j.job_id for j in latest.values()])
-    return {
-        "apis": [
-            {
-                "name": api.name,
-                "api_id": api.api_id,
-                "backend": api.backend,
-                "project_dir": api.source_dir,
-                "endpoint": f"{ctx.settings.url}/{api.name}",
-                "running_jobs": running[api.name],
-                "latest_job": (
-                    job_status(ctx, latest[api.name], stats[latest[api.name].job_id])
-                    if api.name in latest
-                    else None
-                ),
-                "created_time": isoformat(api.created_time),
-                "updated_time": isoformat(api.updated_time),
-            }
-            for api in apis
-        ]
-    }
 
 
 def delete_api(ctx: Context, api_name: str) -> dict[str, str]:

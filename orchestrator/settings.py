@@ -58,7 +58,9 @@ class Settings:
     @property
     def url(self) -> str:
         """Return the URL workers and clients use to reach this server."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
     def ensure_dirs(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import func, select
 
 from orchestrator.context import Context, isoformat
 from orchestrator.jobs import get_api, get_job, submission_view
-from orchestrator.models import Job, Worker
-from orchestrator.status import WorkerState
+from orchestrator.models import Api, Job, Worker
+from orchestrator.status import JobStatus, WorkerState
 
+_IN_PROGRESS = [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]
 WORKER_STAT_KEYS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
 
 
@@ -84,4 +85,40 @@ def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
         "api_name": api_name,
         "endpoint": f"{ctx.settings.url}/{api_name}",
         "jobs": [job_status(ctx, j, stats[j.job_id]) for j in jobs],
+    }
+
+
+def list_apis(ctx: Context) -> dict[str, Any]:
+    """Return every API with its number of running jobs and its latest job."""
+    with ctx.store.read_session() as session:
+        apis = session.exec(select(Api).order_by(Api.name)).all()
+        newest = select(func.max(Job.seq)).group_by(Job.api_name)
+        latest = {j.api_name: j for j in session.exec(select(Job).where(Job.seq.in_(newest))).all()}  # type: ignore[union-attr]
+        running = dict(
+            session.exec(
+                select(Job.api_name, func.count())
+                .where(Job.status.in_(_IN_PROGRESS))  # type: ignore[attr-defined]
+                .group_by(Job.api_name)
+            ).all()
+        )
+    stats = worker_stats_for(ctx, [j.job_id for j in latest.values()])
+    return {
+        "apis": [
+            {
+                "name": api.name,
+                "api_id": api.api_id,
+                "backend": api.backend,
+                "project_dir": api.source_dir,
+                "endpoint": f"{ctx.settings.url}/{api.name}",
+                "running_jobs": running.get(api.name, 0),
+                "latest_job": (
+                    job_status(ctx, job, stats[job.job_id])
+                    if (job := latest.get(api.name)) is not None
+                    else None
+                ),
+                "created_time": isoformat(api.created_time),
+                "updated_time": isoformat(api.updated_time),
+            }
+            for api in apis
+        ]
     }

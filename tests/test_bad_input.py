@@ -221,3 +221,13 @@ def test_bad_deploy_is_refused_naming_file_and_key(
         assert text in error
     names = [api["name"] for api in srv.http.get("/_cortex/apis").json()["apis"]]
     assert names == ["testbench"]
+
+
+def test_logs_of_an_unknown_worker_are_a_404_naming_the_known_ones(srv: Server) -> None:
+    job = srv.submit("testbench", {"item_list": {"items": [1], "batch_size": 1}})
+    srv.wait("testbench", job["job_id"])
+    r = srv.http.get(f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w9"})
+    assert r.status_code == 404
+    assert 'no worker "w9"' in r.json()["error"] and "w0" in r.json()["error"]
+    r = srv.http.get(f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w0"})
+    assert r.status_code == 200 and "[w0]" in r.text and "[orchestrator]" not in r.text

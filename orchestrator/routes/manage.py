@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import apis, jobs, logs, results
+from orchestrator import apis, jobs, logs, results, views
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.models import Worker
@@ -23,8 +25,6 @@ Ctx = Annotated[Context, Depends(context)]
 @router.get("/health")
 def health(ctx: Ctx) -> dict[str, Any]:
     """Say the server is up, where its state lives, and its default backend."""
-    import os
-
     return {
         "ok": True,
         "home": str(ctx.settings.home),
@@ -46,7 +46,7 @@ async def deploy(request: Request, ctx: Ctx) -> dict[str, Any]:
 @router.get("/apis")
 def list_apis(ctx: Ctx) -> dict[str, Any]:
     """List APIs with their running jobs and latest job."""
-    return apis.list_apis(ctx)
+    return views.list_apis(ctx)
 
 
 @router.delete("/apis/{api_name}")
@@ -66,6 +66,11 @@ def job_logs(
     """Stream the job's logs, all workers interleaved; ``follow`` until the job ends."""
     jobs.get_job(ctx, api_name, job_id)
     log_dir = ctx.job_log_dir(job_id)
+    if worker is not None and not follow:  # a follower may wait for a worker still to come
+        names = {short_name(w.worker_id) for w in _workers(ctx, job_id)} | {"orchestrator"}
+        if worker not in names:
+            known = ", ".join(sorted(names))
+            raise NotFound(f'job "{job_id}" has no worker "{worker}" (its logs: {known})')
     if not follow:
         return StreamingResponse(logs.read_merged(log_dir, worker), media_type="text/plain")
 
@@ -104,10 +109,7 @@ def job_failed(
 def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Return each worker of the job: state, how it ended, and its backend handle."""
     jobs.get_job(ctx, api_name, job_id)
-    from sqlmodel import select
-
-    with ctx.store.read_session() as session:
-        rows = session.exec(select(Worker).where(Worker.job_id == job_id)).all()
+    rows = _workers(ctx, job_id)
     return {
         "workers": [
             {
@@ -137,3 +139,8 @@ def queue_state(job_id: str, ctx: Ctx) -> dict[str, Any]:
     if row is None:
         raise NotFound(f'no queue for job "{job_id}"')
     return dict(zip(("queued", "in_flight", "succeeded", "failed", "total"), row, strict=True))
+
+
+def _workers(ctx: Context, job_id: str) -> list[Worker]:
+    with ctx.store.read_session() as session:
+        return list(session.exec(select(Worker).where(Worker.job_id == job_id)).all())
