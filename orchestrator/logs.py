@@ -43,6 +43,24 @@ def read_merged(log_dir: Path, worker: str | None = None) -> Iterator[str]:
             handle.close()
 
 
+def in_chunks(lines: Iterator[str], size: int = 64 * 1024) -> Iterator[str]:
+    """Join lines into chunks of about ``size`` characters.
+
+    A streamed response hands each chunk to a thread; one chunk per line made a
+    large log take minutes to download.
+    """
+    buffer: list[str] = []
+    length = 0
+    for line in lines:
+        buffer.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer)
+
+
 def follow(
     log_dir: Path,
     finished: Callable[[], bool],
@@ -50,6 +68,8 @@ def follow(
     poll_s: float = 0.25,
 ) -> Iterator[str]:
     """Yield the logs so far, then new lines as they are written, until ``finished()``.
+
+    Each poll's new lines come in time order, joined into chunks.
 
     After the job ends, one more read drains what its workers wrote last.
     """
@@ -71,8 +91,7 @@ def follow(
                 partial[path] = lines[-1]
             fresh.extend(_keyed(iter(line + "\n" for line in lines[:-1])))
         fresh.sort(key=lambda kl: kl[0])
-        for _, line in fresh:
-            yield line
+        yield from in_chunks(line for _, line in fresh)
         if draining:
             for rest in partial.values():
                 yield rest + "\n"

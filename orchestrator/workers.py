@@ -11,7 +11,7 @@ from orchestrator import queue
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
 from orchestrator.models import Job, Worker
-from orchestrator.status import WorkerState
+from orchestrator.status import JobStatus, WorkerState
 
 
 def short_name(worker_id: str) -> str:
@@ -83,7 +83,8 @@ def record_exit(
     """Mark a worker ended and put back the batches it held.
 
     A worker that said it was done and exited 0 succeeded; any other end is a
-    failure whose reason (oom, a predictor load error, a crash) is kept.
+    failure whose reason (oom, a predictor load error, a crash, or being stopped
+    with its job) is kept.
     """
     with ctx.store.write() as conn:
         row = conn.exec_driver_sql(
@@ -102,6 +103,11 @@ def record_exit(
         else:
             reason = reason or known_reason or "crash"
             error = known_error or probe.message or _exit_text(worker_id, probe.exit_code)
+            job_status = conn.exec_driver_sql(
+                "SELECT status FROM job WHERE job_id = ?", (job_id,)
+            ).scalar()
+            if reason == "crash" and job_status is not None and JobStatus(job_status).is_terminal:
+                reason, error = "stopped", f"{error}, as the job ended ({job_status})"
         new_state = WorkerState.SUCCEEDED if clean else WorkerState.FAILED
         conn.exec_driver_sql(
             "UPDATE worker SET state = ?, reason = ?, error = ?, exit_code = ?, ended_time = ?"

@@ -72,7 +72,9 @@ def job_logs(
             known = ", ".join(sorted(names))
             raise NotFound(f'job "{job_id}" has no worker "{worker}" (its logs: {known})')
     if not follow:
-        return StreamingResponse(logs.read_merged(log_dir, worker), media_type="text/plain")
+        return StreamingResponse(
+            logs.in_chunks(logs.read_merged(log_dir, worker)), media_type="text/plain"
+        )
 
     def finished() -> bool:
         with ctx.store.read() as conn:
