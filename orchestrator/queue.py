@@ -119,22 +119,19 @@ def ack_failure(
 
 def expire_leases(conn: Connection, job_id: str, now: float) -> int:
     """Put back every batch whose lease ran out; return how many."""
-    result = conn.exec_driver_sql(
-        "UPDATE batch SET state = 'queued', lease_expires = NULL"
-        " WHERE job_id = ? AND state = 'leased' AND lease_expires < ?",
-        (job_id, now),
-    )
-    if result.rowcount:
-        _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
-    return int(result.rowcount)
+    return _requeue_leased(conn, job_id, "lease_expires < ?", now)
 
 
 def release_worker(conn: Connection, job_id: str, worker_id: str) -> int:
     """Put back every batch a dead worker held, without waiting for its leases to expire."""
+    return _requeue_leased(conn, job_id, "worker_id = ?", worker_id)
+
+
+def _requeue_leased(conn: Connection, job_id: str, condition: str, value: object) -> int:
     result = conn.exec_driver_sql(
         "UPDATE batch SET state = 'queued', lease_expires = NULL"
-        " WHERE job_id = ? AND state = 'leased' AND worker_id = ?",
-        (job_id, worker_id),
+        f" WHERE job_id = ? AND state = 'leased' AND {condition}",
+        (job_id, value),
     )
     if result.rowcount:
         _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
