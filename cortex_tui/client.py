@@ -7,7 +7,7 @@ error statuses become ``CortexTuiError`` subclasses with a message fit for a use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +32,7 @@ class CortexClient:
         base_url: The orchestrator's URL, e.g. ``http://127.0.0.1:7311``.
         timeout: Seconds to wait for a response (streams that follow a job wait forever).
         transport: An httpx transport to use instead of the network (tests, proxies).
+        async_transport: The same for the async streams (``stream_logs``).
     """
 
     def __init__(
@@ -39,8 +40,10 @@ class CortexClient:
         base_url: str,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._async_transport = async_transport
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=_CONNECT_TIMEOUT),
@@ -76,6 +79,10 @@ class CortexClient:
         """Deploy a project's APIs; return ``{"apis": [{"name", "result", ...}]}``."""
         body = {"project_dir": str(project_dir.resolve()), "config_file": config_file}
         return self._json("POST", "/_cortex/apis", json=body, timeout=SLOW_TIMEOUT)
+
+    def builds(self) -> Json:
+        """Return ``{"builds": [{"image", "step"}]}``: the image builds in progress."""
+        return self._json("GET", "/_cortex/builds")
 
     def list_apis(self) -> Json:
         """Return ``{"apis": [...]}``: every API with its running jobs and latest job."""
@@ -122,6 +129,42 @@ class CortexClient:
         timeout = httpx.Timeout(None, connect=_CONNECT_TIMEOUT) if follow else None
         yield from self._lines(f"{_job_path(api, job_id)}/logs", params, timeout)
 
+    async def stream_logs(
+        self, api: str, job_id: str, follow: bool = False, worker: str | None = None
+    ) -> AsyncIterator[list[str]]:
+        """Yield the job's log lines like ``logs``, a list per chunk received, without
+        blocking an event loop.
+
+        Cancelling the task that iterates closes the connection at once, which a blocking
+        stream in a thread cannot do (the TUI follows logs this way). Lines come in lists
+        so that a fast log costs an event loop one step per chunk, not one per line.
+        """
+        params: dict[str, str] = {"follow": "true"} if follow else {}
+        if worker is not None:
+            params["worker"] = worker
+        async with httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(None, connect=_CONNECT_TIMEOUT),
+            transport=self._async_transport,
+            verify=self.base_url.startswith("https://"),
+            headers={"User-Agent": "cortex-tui"},
+        ) as http:
+            try:
+                path = f"{_job_path(api, job_id)}/logs"
+                async with http.stream("GET", path, params=params) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _raise_for_status(response)
+                    partial = ""
+                    async for text in response.aiter_text():
+                        *lines, partial = (partial + text).split("\n")
+                        if lines:
+                            yield lines
+                    if partial:
+                        yield [partial]
+            except httpx.TransportError as e:
+                raise _translate(e, self.base_url) from None
+
     def results(self, api: str, job_id: str) -> Iterator[str]:
         """Yield the job's results as JSON lines (without newlines), in item order."""
         yield from self._lines(f"{_job_path(api, job_id)}/results", {}, None)
@@ -165,14 +208,17 @@ class CortexClient:
         """Translate httpx transport errors into cortex-tui errors."""
         try:
             yield
-        except httpx.ConnectError:
-            raise ServerUnreachable(self.base_url) from None
-        except httpx.TimeoutException:
-            raise CortexTuiError(
-                f"the orchestrator at {self.base_url} did not answer in time"
-            ) from None
         except httpx.TransportError as e:
-            raise CortexTuiError(f"lost the connection to {self.base_url}: {e}") from None
+            raise _translate(e, self.base_url) from None
+
+
+def _translate(error: httpx.TransportError, base_url: str) -> CortexTuiError:
+    """Return the cortex-tui error for an httpx transport error."""
+    if isinstance(error, httpx.ConnectError):
+        return ServerUnreachable(base_url)
+    if isinstance(error, httpx.TimeoutException):
+        return CortexTuiError(f"the orchestrator at {base_url} did not answer in time")
+    return CortexTuiError(f"lost the connection to {base_url}: {error}")
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -22,14 +22,26 @@ def apply_overrides(settings: Settings, pairs: list[str]) -> Settings:
             raise SystemExit(f"--set {pair}: expected KEY=VALUE with KEY one of: {tunable}")
         current = getattr(settings, key)
         try:
-            changes[key] = (
-                raw if current is None or isinstance(current, str) else type(current)(raw)
-            )
+            if isinstance(current, bool):
+                changes[key] = _parse_bool(raw)
+            else:
+                changes[key] = (
+                    raw if current is None or isinstance(current, str) else type(current)(raw)
+                )
         except ValueError:
             raise SystemExit(
                 f"--set {pair}: {raw!r} is not a valid {type(current).__name__}"
             ) from None
     return dataclasses.replace(settings, **changes)
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def _deploy_one(
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(project_dir, tmp, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
         tmp.rename(snapshot)
-    ctx.backend(backend).prepare_api(spec_dict, snapshot)
+    prepared = ctx.backend(backend).prepare_api(spec_dict, snapshot) or {}
     now = ctx.clock()
     with ctx.store.session() as session:
         api = session.get(Api, spec.name)
@@ -74,6 +74,7 @@ def _deploy_one(
         "result": result,
         "backend": backend,
         "endpoint": f"{ctx.settings.url}/{spec.name}",
+        **prepared,
     }
 
 

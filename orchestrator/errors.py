@@ -56,3 +56,10 @@ class BackendError(OrchestratorError):
     """A backend could not do what was asked (start a worker, build an image)."""
 
     status_code = 500
+
+
+class WorkerStartError(BackendError):
+    """A worker cannot start because of what its job asks for; retrying cannot help.
+
+    E.g. GPUs the engine cannot give: the job ends with ``status_worker_error``.
+    """

@@ -83,6 +83,6 @@ def finished_status(counts: JobCounts) -> tuple[JobStatus, str | None] | None:
         return (
             JobStatus.COMPLETED_WITH_FAILURES,
             f"{counts.failed} of {counts.total} batches failed after their retries"
-            " (see the failed-batch ledger)",
+            "; see the failed-batch ledger",
         )
     return JobStatus.SUCCEEDED, None

@@ -39,6 +39,15 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     # The Python that runs process-backend workers; the server's own by default.
     worker_python: str | None = None
+    # Docker backend: the base image of API images when predictor.image is not set (default:
+    # the offline one `cortex-tui image build-base` builds), the worker's user (default: this
+    # user's uid:gid, or 10001:10001 when that is root), /dev/shm size, host paths to bind into
+    # workers ("SRC[:DST][:ro],..."), and whether ended containers are kept for debugging.
+    docker_base_image: str | None = None
+    docker_user: str | None = None
+    docker_shm_size: str = "256m"
+    docker_mounts: str = ""
+    docker_keep_containers: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -54,6 +63,11 @@ class Settings:
     def apis_dir(self) -> Path:
         """Return the directory of deployed API snapshots."""
         return self.home / "apis"
+
+    @property
+    def builds_dir(self) -> Path:
+        """Return the directory of image build logs."""
+        return self.home / "builds"
 
     @property
     def url(self) -> str:

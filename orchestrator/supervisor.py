@@ -16,7 +16,7 @@ from sqlmodel import select
 from orchestrator import queue, workers
 from orchestrator.context import Context
 from orchestrator.delivery import settle
-from orchestrator.errors import BackendError
+from orchestrator.errors import BackendError, WorkerStartError
 from orchestrator.jobs import fail_job, start_enqueue
 from orchestrator.lifecycle import JobCounts, read_counts
 from orchestrator.models import Job, Worker
@@ -70,6 +70,7 @@ def recover(ctx: Context) -> None:
     for job_id in enqueuing:
         ctx.log_event(job_id, "orchestrator restarted: resuming enqueuing")
         start_enqueue(ctx, job_id)
+    _discard_orphans(ctx)
     grace = ctx.clock() + ctx.settings.visibility_timeout_s
     with ctx.store.write() as conn:
         conn.exec_driver_sql(
@@ -77,6 +78,31 @@ def recover(ctx: Context) -> None:
             " AND job_id IN (SELECT job_id FROM job WHERE status = ?)",
             (grace, JobStatus.RUNNING.value),
         )
+
+
+def _discard_orphans(ctx: Context) -> None:
+    """Remove workers a backend still runs for this home that no live worker row names.
+
+    They were started just before a crash, before their handle was recorded.
+    """
+    with ctx.store.read() as conn:
+        backends = set(
+            conn.exec_driver_sql(
+                "SELECT DISTINCT backend FROM job WHERE status IN (?, ?)", _IN_PROGRESS
+            ).scalars()
+        )
+        live = set(
+            conn.exec_driver_sql(
+                f"SELECT worker_id FROM worker WHERE state IN ({','.join('?' * len(_LIVE))})",
+                _LIVE,
+            ).scalars()
+        )
+    for name in sorted(backends):
+        backend = ctx.backend(name)
+        for handle in backend.find_leftovers():
+            if handle.get("worker_id") not in live:
+                log.warning("removing leftover worker %s", handle)
+                backend.discard_worker(handle)
 
 
 def tick(ctx: Context) -> None:
@@ -158,6 +184,9 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     for slot in free[: min(missing, budget)]:
         try:
             workers.launch(ctx, job.job_id, slot)
+        except WorkerStartError as e:
+            fail_job(ctx, job.job_id, JobStatus.WORKER_ERROR, e.message)
+            return
         except BackendError as e:
             fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
             return

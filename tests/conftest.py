@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dockerkit
 import httpx
 import pytest
 
@@ -132,16 +133,24 @@ class Server:
                 pids.append(pid)
         return pids
 
-    def cleanup(self) -> list[int]:
-        """Stop the server; kill and return any worker processes left behind."""
+    def worker_containers(self) -> list[dict[str, Any]]:
+        """Containers labelled with this home (docker backend only)."""
+        if self.backend != "docker":
+            return []
+        return dockerkit.home_containers(self.home)
+
+    def cleanup(self) -> list[int | str]:
+        """Stop the server; kill and return any worker processes or containers left behind."""
         deadline = time.monotonic() + 8  # workers of ended jobs exit on their own
-        while self.worker_pids() and time.monotonic() < deadline:
+        while (self.worker_pids() or self.worker_containers()) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.stop()
-        left = self.worker_pids()
+        left: list[int | str] = list(self.worker_pids())
         for pid in left:
             with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(int(pid), signal.SIGKILL)
+        if self.backend == "docker":
+            left += dockerkit.remove_home_containers(self.home)
         self.http.close()
         return left
 
@@ -227,21 +236,69 @@ def make_project(root: Path, name: str, predictor: str, **extra: Any) -> Path:
     return project
 
 
-@pytest.fixture(params=["process"])
+#: Contract suites that run on every backend; the other modules' servers run on process.
+EVERY_BACKEND = ("test_lifecycle",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the contract suites' tests once per backend."""
+    if "backend" in metafunc.fixturenames:
+        backends: list[Any] = ["process"]
+        if metafunc.module.__name__ in EVERY_BACKEND:
+            backends.append(pytest.param("docker", marks=pytest.mark.docker))
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend a lifecycle test runs on; later backends join this list."""
+    """The backend a test's server runs on; docker needs the engine (see dockerkit)."""
+    if request.param == "docker":
+        dockerkit.require_engine()
+        dockerkit.ensure_base_image()
     return str(request.param)
+
+
+def backend_settings(backend: str, tmp_path: Path) -> dict[str, str]:
+    """Settings a test server needs for ``backend``.
+
+    Docker workers see the test's directory (markers, attempt counters, listed files) at
+    the same path; they run as an unprivileged user, so it is made writable for them.
+    """
+    if backend != "docker":
+        return {}
+    tmp_path.chmod(0o777)
+    return {"docker_mounts": str(tmp_path)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_containers_left_after_the_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole session, no container of any test home may remain."""
+    yield
+    if dockerkit.engine_problem() is not None:
+        return
+    root = tmp_path_factory.getbasetemp().resolve()
+    client = dockerkit.client()
+    try:
+        labelled = client.api.containers(all=True, filters={"label": dockerkit.HOME_LABEL})
+    finally:
+        client.close()
+    left = [
+        c["Names"][0]
+        for c in labelled
+        if Path(c["Labels"][dockerkit.HOME_LABEL]).is_relative_to(root)
+    ]
+    assert not left, f"containers left behind by the test session: {left}"
 
 
 @pytest.fixture
 def server(tmp_path: Path, backend: str) -> Iterator[Server]:
     """A fresh orchestrator with its own home, torn down with a no-leftovers check."""
-    srv = Server(tmp_path / "home", backend=backend)
+    srv = Server(tmp_path / "home", backend=backend, **backend_settings(backend, tmp_path))
     srv.home.mkdir()
     srv.start()
     yield srv
     left = srv.cleanup()
-    assert not left, f"worker processes left behind: {left}"
+    assert not left, f"workers left behind: {left}"
 
 
 @pytest.fixture

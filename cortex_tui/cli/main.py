@@ -7,10 +7,23 @@ import os
 import sys
 from typing import NoReturn
 
-from cortex_tui.cli import delete, deploy, down, failed, get, logs, results, serve, submit, up
+from cortex_tui.cli import (
+    delete,
+    deploy,
+    down,
+    failed,
+    get,
+    image,
+    logs,
+    results,
+    serve,
+    submit,
+    tui,
+    up,
+)
 from cortex_tui.errors import CortexTuiError
 
-COMMANDS = (deploy, get, submit, logs, results, failed, delete, up, down, serve)
+COMMANDS = (tui, deploy, get, submit, logs, results, failed, delete, up, down, serve, image)
 _SERVER_HELP = (
     "the orchestrator's URL (default: $CORTEX_TUI_SERVER or http://127.0.0.1:7311; a loopback"
     " URL where nothing answers gets the embedded orchestrator started)"
@@ -31,9 +44,11 @@ def build_parser() -> Parser:
         prog="cortex-tui",
         description="Run Batch APIs locally: deploy a predictor, submit jobs of items, follow"
         " their workers, logs and results. Commands talk to the orchestrator, which is"
-        " started in the background when needed (stop it with: cortex-tui down).",
+        " started in the background when needed (stop it with: cortex-tui down). Without a"
+        " command, the terminal UI opens.",
     )
     parser.add_argument("--server", metavar="URL", help=_SERVER_HELP)
+    tui.add_options(parser)
     # Accept --server after the command too; SUPPRESS keeps the top-level value otherwise.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", metavar="URL", default=argparse.SUPPRESS, help=_SERVER_HELP)
@@ -50,11 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed
         return e.code if isinstance(e.code, int) else 0
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
-        status: int = args.func(args)
+        status: int = tui.run(args) if args.command is None else args.func(args)
     except CortexTuiError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

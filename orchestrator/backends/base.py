@@ -48,8 +48,16 @@ class Backend(ABC):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def prepare_api(self, api_spec: dict[str, Any], project_dir: Path) -> None:  # noqa: B027
-        """Make an API version runnable (build or verify its image); no-op by default."""
+    def prepare_api(self, api_spec: dict[str, Any], project_dir: Path) -> dict[str, Any] | None:
+        """Make an API version runnable (build or verify its image); no-op by default.
+
+        What it returns (e.g. the image and whether it was built) joins the deploy response.
+        """
+        return None
+
+    def active_builds(self) -> list[dict[str, Any]]:
+        """Return the image builds in progress (``image``, ``step``); none by default."""
+        return []
 
     def check_job(self, api_spec: dict[str, Any]) -> None:  # noqa: B027
         """Raise ``InvalidRequest`` when a job of this API cannot run here."""
@@ -67,8 +75,12 @@ class Backend(ABC):
         """Ask the worker to stop, and force it after ``grace_s``; must not block."""
 
     def find_leftovers(self) -> list[dict[str, Any]]:
-        """Return handles of workers this home started that are still running."""
+        """Return handles (with ``worker_id``) of workers this home started that still run."""
         return []
+
+    def discard_worker(self, handle: dict[str, Any]) -> None:
+        """Remove a worker the store does not know (started just before a crash)."""
+        self.stop_worker(handle, 0.0)
 
     def close(self) -> None:  # noqa: B027
         """Release what the backend holds (threads, clients)."""

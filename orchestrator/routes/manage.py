@@ -43,6 +43,12 @@ async def deploy(request: Request, ctx: Ctx) -> dict[str, Any]:
     return await run_in_threadpool(apis.deploy, ctx, body)
 
 
+@router.get("/builds")
+def builds(ctx: Ctx) -> dict[str, Any]:
+    """List the image builds in progress, with each one's latest step (deploy's progress)."""
+    return {"builds": [b for backend in ctx.loaded_backends() for b in backend.active_builds()]}
+
+
 @router.get("/apis")
 def list_apis(ctx: Ctx) -> dict[str, Any]:
     """List APIs with their running jobs and latest job."""

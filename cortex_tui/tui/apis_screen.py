@@ -1,0 +1,162 @@
+"""The first screen: every deployed API, its running jobs and its latest job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, Static
+
+from cortex_tui.cli.timefmt import format_age
+from cortex_tui.client import CortexClient, Json
+from cortex_tui.tui.cells import progress_cell, status_text
+from cortex_tui.tui.confirm_screen import ConfirmScreen
+from cortex_tui.tui.jobs_screen import JobsScreen
+from cortex_tui.tui.keyed_table import KeyedTable, Row
+from cortex_tui.tui.polled_screen import PolledScreen
+
+COLUMNS = (
+    ("name", "NAME"),
+    ("backend", "BACKEND"),
+    ("running", "RUNNING JOBS"),
+    ("latest", "LATEST JOB"),
+    ("status", "STATUS"),
+    ("progress", "PROGRESS"),
+    ("updated", "LAST UPDATE"),
+)
+
+
+class ApisScreen(PolledScreen):
+    """The deployed APIs; enter opens one's jobs."""
+
+    HELP = (
+        "Every deployed API: its backend, how many of its jobs run, its latest job and how"
+        " far that got. Enter opens the API's jobs; / filters by name; n submits a job to"
+        " the selected API; d deploys a project directory; x deletes the selected API."
+    )
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=True),
+        Binding("slash", "filter", "Filter"),
+        Binding("n", "submit", "Submit job"),
+        Binding("d", "deploy", "Deploy"),
+        Binding("x", "delete_api", "Delete API"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.apis: list[Json] = []
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="filter APIs by name (enter to keep, escape to clear)", id="filter")
+        yield KeyedTable(COLUMNS, id="apis")
+        yield Static("", id="empty", markup=False)
+
+    def on_mount(self) -> None:
+        self.title = self.cortex.view_title("APIs")
+        self.query_one("#filter", Input).display = False
+        self.query_one(KeyedTable).focus()
+        super().on_mount()
+
+    def fetch(self, client: CortexClient) -> Any:
+        return client.list_apis()
+
+    def show(self, data: Any) -> None:
+        self.apis = list(data.get("apis") or [])
+        self._render_rows()
+
+    def _render_rows(self) -> None:
+        needle = self.query_one("#filter", Input).value.strip().casefold()
+        now = self.cortex.clock()
+        rows: list[Row] = [
+            (api["name"], _cells(api, now)) for api in self.apis if needle in api["name"].casefold()
+        ]
+        self.query_one(KeyedTable).sync(rows)
+        empty = self.query_one("#empty", Static)
+        if not self.apis:
+            empty.update("No APIs are deployed yet: press d to deploy a project directory.")
+        elif not rows:
+            empty.update(f"No API matches {needle!r} (escape clears the filter).")
+        else:
+            empty.update("")
+        count = f"{len(rows)} of {len(self.apis)} shown" if needle else f"{len(self.apis)} deployed"
+        self.sub_title = f"{count} · {self.cortex.client.base_url}"
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._render_rows()
+
+    def action_filter(self) -> None:
+        """Show the filter and focus it."""
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear and hide the filter, or go back to the table."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(KeyedTable).focus()
+
+    def action_open(self) -> None:
+        """Open the selected API's jobs (from the filter: go to the table)."""
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            box.display = bool(box.value)
+            self.query_one(KeyedTable).focus()
+            return
+        name = self.query_one(KeyedTable).selected_key
+        if name is not None:
+            self.app.push_screen(JobsScreen(name))
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_submit(self) -> None:
+        """Submit a job to the selected API."""
+        name = self.query_one(KeyedTable).selected_key
+        if name is None:
+            self.notify("deploy an API first (d)", severity="warning")
+            return
+        self.cortex.open_submit(name)
+
+    def action_deploy(self) -> None:
+        """Deploy a project directory."""
+        self.cortex.open_deploy(self.poll_now)
+
+    def action_delete_api(self) -> None:
+        """Delete the selected API after confirmation (refused in read-only mode)."""
+        name = self.query_one(KeyedTable).selected_key
+        if name is None or self.cortex.refuse_if_readonly("deleting an API"):
+            return
+        api = next((a for a in self.apis if a["name"] == name), {})
+        running = int(api.get("running_jobs") or 0)
+        consequence = (
+            f"Its {running} running job{'' if running == 1 else 's'} will be stopped;"
+            " results so far are kept."
+            if running
+            else "No job of it is running."
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.cortex.delete_api(name, self.poll_now)
+
+        self.app.push_screen(ConfirmScreen(f"Delete API {name}?", consequence, "Delete"), confirmed)
+
+
+def _cells(api: Json, now: float) -> tuple[str | Text, ...]:
+    job = api.get("latest_job") or {}
+    return (
+        Text(api["name"], style="bold"),
+        api.get("backend") or "-",
+        str(api.get("running_jobs", 0)),
+        job.get("job_id") or "-",
+        status_text(job.get("status")) if job else Text("-", style="dim"),
+        progress_cell(job, 16) if job else Text("-", style="dim"),
+        format_age(api.get("updated_time"), now),
+    )

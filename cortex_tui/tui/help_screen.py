@@ -1,0 +1,85 @@
+"""``?``: what the focused view shows and every key it takes."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+_GLOBAL = (
+    ("ctrl+p", "command palette: every action, searchable"),
+    ("?", "this help"),
+    ("escape", "back (or close a dialog)"),
+    ("q", "quit"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Help for one screen: its description and its keys."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 84;
+        height: auto;
+        max-height: 90%;
+        border: thick $accent;
+        background: $panel;
+        padding: 1 2;
+    }
+    """
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, screen: Screen[object]) -> None:
+        super().__init__()
+        self.target = screen
+
+    def compose(self) -> ComposeResult:
+        title = str(self.target.title or type(self.target).__name__)
+        text = Text()
+        text.append(f"{title}\n\n", style="bold")
+        text.append(str(getattr(self.target, "HELP", "")) + "\n")
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan", no_wrap=True)
+        keys.add_column()
+        for binding in view_bindings(self.target):
+            keys.add_row(self.app.get_key_display(binding), binding.description)
+        for key, what in _GLOBAL:
+            keys.add_row(key, what)
+        with VerticalScroll():
+            yield Static(text)
+            yield Static(keys)
+
+    def action_close(self) -> None:
+        """Close the help."""
+        self.dismiss(None)
+
+
+def view_bindings(screen: Screen[object]) -> list[Binding]:
+    """Return the bindings a view defines itself (not scrolling or focus plumbing)."""
+    seen: set[str] = set()
+    found = []
+    for active in screen.active_bindings.values():
+        binding = active.binding
+        if binding.action not in _own_actions(active.node) or binding.action in seen:
+            continue
+        if binding.action in ("help", "quit", "command_palette"):
+            continue
+        seen.add(binding.action)
+        found.append(binding)
+    return found
+
+
+def _own_actions(node: object) -> set[str]:
+    """Return the actions bound by this project's classes in the node's hierarchy."""
+    actions: set[str] = set()
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("cortex_tui"):
+            for binding in cls.__dict__.get("BINDINGS", []):
+                if isinstance(binding, Binding) and binding.description:
+                    actions.add(binding.action)
+    return actions

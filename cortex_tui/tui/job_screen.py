@@ -1,0 +1,279 @@
+"""One job: status, progress, batch metrics, live worker stats, throughput, failures, config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from cortex_tui.cli.get_job import WORKER_STATS
+from cortex_tui.cli.timefmt import format_duration, format_seconds, job_duration, local_time
+from cortex_tui.client import CortexClient, Json
+from cortex_tui.tui.cells import (
+    FAILED_STYLE,
+    IN_FLIGHT_STYLE,
+    REMAINING_STYLE,
+    SUCCEEDED_STYLE,
+    eta_text,
+    is_terminal,
+    remaining_batches,
+    stacked_bar,
+    status_text,
+)
+from cortex_tui.tui.keyed_table import KeyedTable, Row
+from cortex_tui.tui.logs_screen import LogsScreen
+from cortex_tui.tui.polled_screen import PolledScreen
+from cortex_tui.tui.throughput import Throughput
+from cortex_tui.tui.traceback_screen import TracebackScreen
+
+_CONFIG_KEYS = ("workers", "batch_size", "source", "timeout", "retries", "max_worker_restarts")
+LEDGER_COLUMNS = (
+    ("batch", "BATCH"),
+    ("error", "ERROR"),
+    ("attempts", "ATTEMPTS"),
+    ("worker", "WORKER"),
+    ("items", "FIRST ITEM / SIZE"),
+    ("time", "FAILED AT"),
+)
+
+
+class JobScreen(PolledScreen):
+    """A job's live status from one ``GET /<api>/<job_id>`` per refresh (plus the ledger
+    of failed batches, fetched again only when the failed count changes)."""
+
+    HELP = (
+        "A job, live. The bar counts succeeded (green), failed (red), in-flight (yellow) and"
+        " remaining batches separately. Throughput is measured from successive refreshes;"
+        " the ETA uses the last minute's rate. Failed batches are listed with their error,"
+        " attempts and worker: select one and press t (or enter) for its traceback. s stops"
+        " the job after confirmation; l opens its logs; n submits another job."
+    )
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("l", "logs", "Logs"),
+        Binding("s", "stop", "Stop job"),
+        Binding("t", "traceback", "Traceback"),
+        Binding("n", "submit", "Submit job"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+    DEFAULT_CSS = """
+    JobScreen #body { padding: 0 1; }
+    JobScreen .section { margin-top: 1; text-style: bold; color: $accent; }
+    JobScreen #stats { height: auto; }
+    JobScreen #batches, JobScreen #workers { width: 1fr; height: auto; }
+    JobScreen #spark { height: 2; }
+    JobScreen #ledger { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, api: str, job_id: str) -> None:
+        super().__init__()
+        self.api = api
+        self.job_id = job_id
+        self.job: Json | None = None
+        self.failed_batches: list[Json] = []
+        self._ledger_failed = -1  # the failed count the ledger was fetched at
+        self.throughput = Throughput()
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll(id="body"):
+            yield Static("loading…", id="summary")
+            yield Static("Progress", classes="section")
+            yield Static("", id="bar", markup=False)
+            with Horizontal(id="stats"):
+                yield Static("", id="batches")
+                yield Static("", id="workers")
+            yield Static("Throughput", classes="section", id="spark-title", markup=False)
+            yield Sparkline([], id="spark")
+            yield Static("Failed batches", classes="section", id="ledger-title", markup=False)
+            yield KeyedTable(LEDGER_COLUMNS, id="ledger")
+            yield Static("", id="ledger-empty", markup=False)
+            yield Static("Job config", classes="section")
+            yield Static("", id="config", markup=False)
+
+    def on_mount(self) -> None:
+        self.title = self.cortex.view_title(f"Job {self.job_id}")
+        self.sub_title = self.api
+        super().on_mount()
+
+    def fetch(self, client: CortexClient) -> Any:
+        job = client.job_status(self.api, self.job_id)
+        failed = int((job.get("batch_metrics") or {}).get("failed") or 0)
+        ledger = None
+        if failed != self._ledger_failed:
+            ledger = client.failed(self.api, self.job_id).get("failed_batches") or []
+        return {"job": job, "failed_batches": ledger, "failed": failed}
+
+    def show(self, data: Any) -> None:
+        job: Json = data["job"]
+        self.job = job
+        metrics = job.get("batch_metrics") or {}
+        finished = int(metrics.get("succeeded") or 0) + int(metrics.get("failed") or 0)
+        if not is_terminal(job.get("status")):
+            self.throughput.add(self.cortex.monotonic(), finished)
+        if data["failed_batches"] is not None:
+            self.failed_batches = data["failed_batches"]
+            self._ledger_failed = data["failed"]
+            self._show_ledger()
+        self._show_summary(job)
+        self._show_progress(job)
+        self._show_stats(job)
+        self._show_throughput(job)
+        self.query_one("#config", Static).update(_config_text(job))
+
+    def _show_summary(self, job: Json) -> None:
+        now = self.cortex.clock()
+        status = status_text(job.get("status"))
+        if job.get("message"):
+            status.append(f"  {job['message']}", style="italic")
+        start = job.get("start_time")
+        eta = self.throughput.eta(remaining_batches(job))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("status", status)
+        grid.add_row("job id", f"{job['job_id']}  (api {job.get('api_name', self.api)})")
+        grid.add_row(
+            "times",
+            f"created {local_time(job.get('created_time'))}   started {local_time(start)}"
+            f"   ended {local_time(job.get('end_time'))}",
+        )
+        grid.add_row(
+            "duration",
+            f"{format_duration(job_duration(start, job.get('end_time'), now))}"
+            f"   ETA {eta_text(eta, job.get('status'))}",
+        )
+        self.query_one("#summary", Static).update(grid)
+
+    def _show_progress(self, job: Json) -> None:
+        metrics = job.get("batch_metrics") or {}
+        succeeded = int(metrics.get("succeeded") or 0)
+        failed = int(metrics.get("failed") or 0)
+        total = int(metrics.get("total") or 0)
+        in_flight = int(job.get("batches_in_flight") or 0)
+        remaining = max(0, total - succeeded - failed - in_flight)
+        width = max(10, self.query_one("#bar", Static).size.width or 60)
+        text = stacked_bar(succeeded, failed, total, width, in_flight=in_flight)
+        text.append("\n")
+        for label, count, style in (
+            ("succeeded", succeeded, SUCCEEDED_STYLE),
+            ("failed", failed, FAILED_STYLE),
+            ("in flight", in_flight, IN_FLIGHT_STYLE),
+            ("remaining", remaining, REMAINING_STYLE),
+        ):
+            text.append("■ ", style=style)
+            text.append(f"{label} {count}   ")
+        done = succeeded + failed
+        percent = f"{100 * done / total:.0f}%" if total else "-"
+        text.append(f"({done}/{total} batches done, {percent})", style="bold")
+        self.query_one("#bar", Static).update(text)
+
+    def _show_stats(self, job: Json) -> None:
+        metrics = job.get("batch_metrics") or {}
+        rate = self.throughput.recent_rate()
+        batches = Table(title="batch metrics", title_justify="left", expand=True)
+        for header in ("in queue", "in flight", "succeeded", "failed", "total", "avg/batch"):
+            batches.add_column(header, justify="right")
+        batches.add_row(
+            str(job.get("batches_in_queue", 0)),
+            str(job.get("batches_in_flight", 0)),
+            str(metrics.get("succeeded", 0)),
+            str(metrics.get("failed", 0)),
+            str(metrics.get("total", 0)),
+            format_seconds(metrics.get("avg_time_per_batch")),
+        )
+        batches.caption = f"recent throughput {rate:.2f} batches/s" if rate is not None else None
+        self.query_one("#batches", Static).update(batches)
+        stats = job.get("worker_stats") or {}
+        workers = Table(title="worker stats", title_justify="left", expand=True)
+        for key in WORKER_STATS:
+            workers.add_column(key, justify="right")
+        workers.add_row(*(str(stats.get(key, 0)) for key in WORKER_STATS))
+        self.query_one("#workers", Static).update(workers)
+
+    def _show_throughput(self, job: Json) -> None:
+        rates = self.throughput.rates()
+        spark = self.query_one("#spark", Sparkline)
+        width = max(10, spark.size.width or 100)
+        spark.data = self.throughput.series(self.cortex.monotonic(), width)
+        title = self.query_one("#spark-title", Static)
+        if rates:
+            window = format_duration(self.throughput.window_s)
+            title.update(
+                f"Throughput: batches/s over the last {window}, oldest on the left"
+                f" (latest {rates[-1]:.2f}, peak {max(rates):.2f})"
+            )
+        elif is_terminal(job.get("status")):
+            title.update("Throughput: the job has ended (measured only while it runs)")
+        else:
+            title.update("Throughput: measuring…")
+
+    def _show_ledger(self) -> None:
+        rows: list[Row] = [
+            (
+                str(batch.get("batch_index")),
+                (
+                    str(batch.get("batch_index")),
+                    Text(str(batch.get("error") or "-"), style="red"),
+                    str(batch.get("attempts", "-")),
+                    str(batch.get("worker") or "-"),
+                    f"{batch.get('first_item', '-')} / {batch.get('size', '-')}",
+                    local_time(batch.get("failed_time")),
+                ),
+            )
+            for batch in self.failed_batches
+        ]
+        self.query_one("#ledger", KeyedTable).sync(rows)
+        self.query_one("#ledger", KeyedTable).display = bool(rows)
+        self.query_one("#ledger-empty", Static).update("" if rows else "none: no batch has failed")
+        self.query_one("#ledger-title", Static).update(
+            f"Failed batches ({len(rows)}) — select one, t for its traceback"
+            if rows
+            else "Failed batches"
+        )
+
+    def _selected_batch(self) -> Json | None:
+        if not self.failed_batches:
+            return None
+        key = self.query_one("#ledger", KeyedTable).selected_key
+        return next(
+            (b for b in self.failed_batches if str(b.get("batch_index")) == key),
+            self.failed_batches[0],
+        )
+
+    def action_traceback(self) -> None:
+        """Show the selected failed batch's traceback."""
+        batch = self._selected_batch()
+        if batch is None:
+            self.notify("no batch of this job has failed")
+            return
+        self.app.push_screen(TracebackScreen(batch))
+
+    def on_data_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        event.stop()
+        self.action_traceback()
+
+    def action_stop(self) -> None:
+        """Stop this job, after confirmation."""
+        if self.job is not None:
+            self.request_stop(self.api, self.job)
+
+    def action_logs(self) -> None:
+        """Show this job's logs."""
+        self.app.push_screen(LogsScreen(self.api, self.job_id))
+
+    def action_submit(self) -> None:
+        """Submit another job to this API."""
+        self.cortex.open_submit(self.api)
+
+
+def _config_text(job: Json) -> str:
+    shown: dict[str, Any] = {key: job[key] for key in _CONFIG_KEYS if key in job}
+    shown["config"] = job.get("config") or {}
+    text: str = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, width=100)
+    return text.rstrip("\n")

@@ -1,0 +1,309 @@
+"""Workers as local Docker containers, one per worker, through the Docker SDK."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from orchestrator.apispec import format_bytes
+from orchestrator.backends.base import Backend, WorkerLaunch, WorkerProbe
+from orchestrator.backends.gpus import devices_for, host_gpus
+from orchestrator.base_image import WORKER_UID, default_tag
+from orchestrator.container_logs import LogFollower
+from orchestrator.errors import BackendError, InvalidRequest, WorkerStartError
+from orchestrator.images import APP_DIR, ImageBuilder
+from orchestrator.settings import Settings
+
+LABEL = "cortex-tui"
+_NO_GPU_RUNTIME = "could not select device driver"
+_INSTALL_TOOLKIT = (
+    "install the NVIDIA Container Toolkit on the Docker host (apt-get install"
+    " nvidia-container-toolkit; nvidia-ctk runtime configure --runtime=docker; restart"
+    " dockerd: https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/), or set"
+    " compute.gpu: 0 to run on CPU"
+)
+
+
+class DockerBackend(Backend):
+    """Each worker is a container of the API's image, on the host network.
+
+    Containers carry labels (home, api, job, worker), so a restarted orchestrator finds
+    them again from the container id in each worker's handle; their output is copied into
+    the worker's log file by one thread per container. An ended container is removed once
+    its exit is read, unless ``docker_keep_containers`` is set.
+    """
+
+    name = "docker"
+    enforces_memory = True
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        try:
+            import docker
+        except ImportError as e:  # pragma: no cover - docker is a dependency
+            raise BackendError("the docker backend needs the docker package") from e
+        self._docker = docker
+        # Ping with a fixed API version first: a client that cannot negotiate one leaks.
+        probe = docker.from_env(version="1.24")
+        try:
+            probe.ping()
+        except docker.errors.DockerException as e:
+            raise BackendError(
+                f"the docker backend cannot reach the Docker engine ({e}): is it running,"
+                " and may this user use it? `docker info` should answer"
+            ) from e
+        finally:
+            probe.close()
+        self._client = docker.from_env(max_pool_size=64)
+        self._api = self._client.api
+        self._images = ImageBuilder(self._client, settings.builds_dir)
+        self._image_of: dict[str, str] = {}
+        self._followers: dict[str, LogFollower] = {}
+        self._stopping: set[str] = set()
+        self._lock = threading.Lock()
+        self._gpus = host_gpus()
+        self._home = str(settings.home.resolve())
+
+    # --- images ------------------------------------------------------------------
+
+    def base_image(self, api_spec: dict[str, Any]) -> str:
+        """Return the base image of an API: predictor.image, the server's, or the offline one."""
+        image = api_spec.get("predictor", {}).get("image")
+        return str(image or self.settings.docker_base_image or default_tag())
+
+    def prepare_api(self, api_spec: dict[str, Any], project_dir: Path) -> dict[str, Any]:
+        """Build the API's image unless the engine already has it; say what was done."""
+        build = self._images.ensure(api_spec["name"], project_dir, self.base_image(api_spec))
+        self._image_of[str(project_dir)] = build.tag
+        return {
+            "image": build.tag,
+            "image_built": build.built,
+            "image_build_s": round(build.seconds, 2),
+            "image_build_log": str(build.log_path) if build.log_path else None,
+        }
+
+    def active_builds(self) -> list[dict[str, Any]]:
+        """Return the image builds in progress and their latest output line."""
+        return [{"image": tag, "step": line} for tag, line in dict(self._images.progress).items()]
+
+    def _image_for(self, launch: WorkerLaunch) -> str:
+        tag = self._image_of.get(str(launch.project_dir))
+        if tag is None:  # after a restart, or the image was removed: find or rebuild it
+            tag = self.prepare_api(launch.api_spec, launch.project_dir)["image"]
+        return tag
+
+    # --- workers -----------------------------------------------------------------
+
+    def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:
+        """Create and start the worker's container, and follow its output into its log."""
+        errors = self._docker.errors
+        image = self._image_for(launch)
+        compute = launch.api_spec.get("compute", {})
+        mem, cpu, gpu = compute.get("mem"), compute.get("cpu"), int(compute.get("gpu") or 0)
+        options: dict[str, Any] = {
+            "name": f"cortex-tui-{launch.worker_id}",
+            "command": [
+                *("python3", "-m", "runtime", "--server", launch.server_url),
+                *("--worker", launch.worker_id, "--project", APP_DIR),
+            ],
+            "labels": {
+                f"{LABEL}.home": self._home,
+                f"{LABEL}.api": launch.api_name,
+                f"{LABEL}.job": launch.job_id,
+                f"{LABEL}.worker": launch.worker_id,
+            },
+            "environment": {**launch.env, "PYTHONUNBUFFERED": "1"},
+            # Loopback reaches the orchestrator; no port is published.
+            "network_mode": "host",
+            "user": self._user(),
+            "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+            "init": True,  # forwards SIGTERM to the worker and reaps the predictor's children
+            "shm_size": self.settings.docker_shm_size,
+            "mounts": self._mounts(),
+            "detach": True,
+        }
+        if cpu:
+            options["nano_cpus"] = int(float(cpu) * 1e9)
+        if mem:
+            options["mem_limit"] = options["memswap_limit"] = int(mem)
+        if gpu:
+            options["device_requests"] = [self.device_request(launch.slot, gpu)]
+        try:
+            container = self._client.containers.create(image, **options)
+        except errors.DockerException as e:
+            raise BackendError(f"could not create the worker container from {image}: {e}") from e
+        try:
+            container.start()
+        except errors.APIError as e:
+            self._remove(container.id)
+            if _NO_GPU_RUNTIME in str(e):
+                raise WorkerStartError(
+                    f"worker {launch.worker_id.rsplit('-', 1)[-1]} could not start: the Docker"
+                    f" engine has no NVIDIA container runtime, so it cannot give the worker the"
+                    f" {gpu} GPU(s) of compute.gpu (docker said: {e.explanation}); to fix it,"
+                    f" {_INSTALL_TOOLKIT}"
+                ) from e
+            raise BackendError(f"could not start the worker container: {e.explanation}") from e
+        self._follow(container.id, launch.log_path)
+        return {
+            "container_id": container.id,
+            "container": options["name"],
+            "image": image,
+            "log_path": str(launch.log_path),
+            "mem_limit": mem,
+            "gpus": _describe_gpus(options.get("device_requests")),
+        }
+
+    def device_request(self, slot: int, gpus: int) -> Any:
+        """Return the GPU request of worker ``slot``: its own devices when the host has more."""
+        types = self._docker.types
+        if self._gpus and gpus < len(self._gpus):
+            ids = devices_for(slot, gpus, self._gpus)
+            return types.DeviceRequest(device_ids=ids, capabilities=[["gpu"]])
+        return types.DeviceRequest(count=gpus, capabilities=[["gpu"]])
+
+    def probe_worker(self, handle: dict[str, Any]) -> WorkerProbe:
+        """Say whether the container runs; read, report and remove it once it ended."""
+        cid = str(handle["container_id"])
+        with self._lock:
+            follower = self._followers.get(cid)
+        if follower is not None and not follower.done.is_set():
+            return WorkerProbe(alive=True)  # its output stream ends only when it stops
+        try:
+            state = self._api.inspect_container(cid)["State"]
+        except self._docker.errors.NotFound:
+            return WorkerProbe(
+                alive=False,
+                message=f"worker container {handle.get('container', cid[:12])} disappeared"
+                " (removed outside cortex-tui?)",
+            )
+        except self._docker.errors.DockerException as e:
+            raise BackendError(f"could not inspect worker container {cid[:12]}: {e}") from e
+        if state.get("Running") or state.get("Status") == "created":
+            if follower is None or follower.done.is_set():
+                self._follow(cid, Path(handle["log_path"]))  # re-attach after a restart
+            return WorkerProbe(alive=True)
+        if follower is not None:
+            follower.join(5.0)
+        else:
+            LogFollower(self._api, cid, Path(handle["log_path"])).copy(follow=False)
+        probe = self._exit_probe(cid, state, handle.get("mem_limit"))
+        with self._lock:
+            self._followers.pop(cid, None)
+            self._stopping.discard(cid)
+        self._remove(cid)
+        return probe
+
+    def _exit_probe(self, cid: str, state: dict[str, Any], mem: int | None) -> WorkerProbe:
+        code = int(state.get("ExitCode") or 0)
+        stopped_by_us = cid in self._stopping
+        if state.get("OOMKilled") or (code == 137 and mem and not stopped_by_us):
+            limit = f"{format_bytes(mem)} by compute.mem" if mem else "its memory limit"
+            return WorkerProbe(
+                alive=False,
+                exit_code=-9,
+                oom=True,
+                message=f"was killed for running out of memory (OOM): its container is limited"
+                f" to {limit} (raise compute.mem)",
+            )
+        if 128 < code < 128 + 65:  # killed by a signal, as the process backend reports it
+            code = -(code - 128)
+        return WorkerProbe(alive=False, exit_code=code)
+
+    def stop_worker(self, handle: dict[str, Any], grace_s: float) -> None:
+        """SIGTERM the container, then SIGKILL it after ``grace_s``; never blocks."""
+        cid = str(handle["container_id"])
+        with self._lock:
+            if cid in self._stopping:
+                return
+            self._stopping.add(cid)
+        try:
+            self._api.kill(cid, signal="SIGTERM")
+        except self._docker.errors.DockerException:
+            return  # already gone or not running: the probe reports it
+        threading.Thread(
+            target=self._kill_after, args=(cid, grace_s), name=f"stop-{cid[:12]}", daemon=True
+        ).start()
+
+    def _kill_after(self, cid: str, grace_s: float) -> None:
+        follower = self._followers.get(cid)
+        if follower is not None and follower.join(grace_s):
+            return
+        if follower is None:
+            threading.Event().wait(grace_s)
+        with contextlib.suppress(self._docker.errors.DockerException):
+            self._api.kill(cid, signal="SIGKILL")
+
+    def find_leftovers(self) -> list[dict[str, Any]]:
+        """Return handles of this home's containers that still run."""
+        found = self._api.containers(filters={"label": f"{LABEL}.home={self._home}"})
+        return [
+            {
+                "backend": self.name,
+                "container_id": c["Id"],
+                "worker_id": c.get("Labels", {}).get(f"{LABEL}.worker"),
+            }
+            for c in found
+        ]
+
+    def discard_worker(self, handle: dict[str, Any]) -> None:
+        """Kill and remove a container the store does not know."""
+        try:
+            self._api.remove_container(str(handle["container_id"]), force=True)
+        except self._docker.errors.DockerException as e:
+            raise BackendError(f"could not remove leftover container: {e}") from e
+
+    def close(self) -> None:
+        """Let go of the engine; running containers go on and are found again by label."""
+        self._client.close()
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _follow(self, cid: str, log_path: Path) -> None:
+        with self._lock:
+            self._followers[cid] = LogFollower(self._api, cid, log_path).start()
+
+    def _remove(self, cid: str) -> None:
+        if self.settings.docker_keep_containers:
+            return
+        try:
+            self._api.remove_container(cid, force=True)
+        except self._docker.errors.NotFound:
+            pass
+        except self._docker.errors.DockerException as e:
+            raise BackendError(f"could not remove worker container {cid[:12]}: {e}") from e
+
+    def _user(self) -> str:
+        if self.settings.docker_user:
+            return self.settings.docker_user
+        uid = os.getuid()
+        return f"{uid}:{os.getgid()}" if uid != 0 else f"{WORKER_UID}:{WORKER_UID}"
+
+    def _mounts(self) -> list[Any]:
+        mounts = []
+        for entry in filter(None, (e.strip() for e in self.settings.docker_mounts.split(","))):
+            parts = entry.split(":")
+            read_only = parts[-1] == "ro"
+            if parts[-1] in ("ro", "rw"):
+                parts = parts[:-1]
+            if not parts or not Path(parts[0]).is_absolute() or len(parts) > 2:
+                raise InvalidRequest(
+                    f"docker_mounts: {entry!r} is not SRC[:DST][:ro] with absolute paths"
+                )
+            source = parts[0]
+            target = parts[1] if len(parts) == 2 else source
+            mounts.append(
+                self._docker.types.Mount(target, source, type="bind", read_only=read_only)
+            )
+        return mounts
+
+
+def _describe_gpus(requests: list[Any] | None) -> str | None:
+    if not requests:
+        return None
+    request = requests[0]
+    return ",".join(request["DeviceIDs"]) if request["DeviceIDs"] else f"count={request['Count']}"
