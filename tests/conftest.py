@@ -156,7 +156,8 @@ class Server:
 
     # --- API helpers -----------------------------------------------------
     def deploy(self, project_dir: Path) -> dict[str, Any]:
-        r = self.http.post("/_cortex/apis", json={"project_dir": str(project_dir)})
+        # A cold docker image build can take minutes on a loaded machine.
+        r = self.http.post("/_cortex/apis", json={"project_dir": str(project_dir)}, timeout=600)
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
