@@ -109,8 +109,10 @@ def drive(server: Server, testbench: str, job_id: str, tmux_app: Tmux) -> None:
     screen = tmux_app.wait_for(job_id)
     assert "running" in screen
     tmux_app.keys("Enter")
-    screen = tmux_app.wait_for("worker stats")
-    assert "in flight" in screen and "Failed batches" in screen
+    # The job's numbers arrive with its first poll, after the screen's frame is drawn.
+    screen = tmux_app.wait_for("in flight")
+    screen = tmux_app.wait_for("Failed batches")
+    assert "worker stats" in screen
     tmux_app.keys("l")
     screen = tmux_app.wait_for("[w1]")
     assert "[orchestrator]" in screen and "streaming" in screen
