@@ -14,6 +14,7 @@ import threading
 from sqlmodel import select
 
 from orchestrator import queue, workers
+from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
 from orchestrator.delivery import settle
 from orchestrator.errors import BackendError, WorkerStartError
@@ -81,26 +82,28 @@ def recover(ctx: Context) -> None:
 
 
 def _discard_orphans(ctx: Context) -> None:
-    """Remove workers a backend still runs for this home that no live worker row names.
+    """Settle workers whose start a crash interrupted.
 
-    They were started just before a crash, before their handle was recorded.
+    A worker row with no handle never got its start recorded: it is marked failed
+    (so the job replaces it), and whatever a backend still runs for this home that
+    no recorded worker owns is removed.
     """
-    with ctx.store.read() as conn:
+    with ctx.store.read_session() as session:
+        live = session.exec(select(Worker).where(Worker.state.in_(_LIVE))).all()  # type: ignore[attr-defined]
         backends = set(
-            conn.exec_driver_sql(
-                "SELECT DISTINCT backend FROM job WHERE status IN (?, ?)", _IN_PROGRESS
-            ).scalars()
+            session.exec(select(Job.backend).where(Job.status.in_(_IN_PROGRESS))).all()  # type: ignore[attr-defined]
         )
-        live = set(
-            conn.exec_driver_sql(
-                f"SELECT worker_id FROM worker WHERE state IN ({','.join('?' * len(_LIVE))})",
-                _LIVE,
-            ).scalars()
-        )
+    for worker in live:
+        if not worker.handle:
+            message = "its start was cut short by an orchestrator restart"
+            workers.record_exit(
+                ctx, worker.job_id, worker.worker_id, WorkerProbe(False, message=message)
+            )
+    owned = {w.worker_id for w in live if w.handle}
     for name in sorted(backends):
         backend = ctx.backend(name)
         for handle in backend.find_leftovers():
-            if handle.get("worker_id") not in live:
+            if handle.get("worker_id") not in owned:
                 log.warning("removing leftover worker %s", handle)
                 backend.discard_worker(handle)
 

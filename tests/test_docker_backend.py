@@ -349,6 +349,7 @@ def test_restart_removes_a_container_the_store_never_recorded(
     job = docker_server.submit("testbench", items_job(list(range(40)), config={"sleep_s": 0.5}))
     job_id = job["job_id"]
     image = wait_containers(docker_server, 1)[0]["Image"]
+    docker_server.wait_for("testbench", job_id, lambda s: s["worker_stats"]["running"] == 1)
     docker_server.kill()
     client = dockerkit.client()
     try:
