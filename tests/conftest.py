@@ -19,18 +19,11 @@ import dockerkit
 import httpx
 import pytest
 
+from orchestrator.status import JobStatus
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_apis"
-TERMINAL = {
-    "status_enqueue_failed",
-    "status_completed_with_failures",
-    "status_succeeded",
-    "status_unexpected_error",
-    "status_worker_error",
-    "status_worker_oom",
-    "status_timed_out",
-    "status_stopped",
-}
+TERMINAL = {status.value for status in JobStatus if status.is_terminal}
 # Quick delivery timings so fault tests finish in seconds.
 FAST = {
     "visibility_timeout_s": "3",
