@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test check lint fmt clean
+.PHONY: demo test check lint fmt clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cortex-tui needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
@@ -25,6 +25,21 @@ demo: $(STAMP)
 ## test: the whole test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+BENCH_STAMP := $(VENV)/.bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "installing the benchmark extra (Ray Data, matplotlib) into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@rm -f $(VENV)/.bench-* && touch $@
+
+## bench: the full benchmark run (see README, Performance); results go to benchmarks/results/
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
+
+## bench-quick: the same figures at smaller sizes, in under 2 minutes
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 ## check: lint, types and tests
 check: lint test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -20,6 +21,9 @@ from orchestrator.workers import short_name
 #: Reported by the runtime when the predictor cannot even be loaded: retrying is pointless.
 FATAL_REASONS = ("load_error",)
 _REPORTABLE = ("initializing", "running", "failed", "done")
+#: The most batches one lease request may ask for, and acks one request may carry.
+MAX_LEASE = 1000
+_MAX_ACKS = 10_000
 
 
 def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
@@ -70,39 +74,59 @@ def report_state(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str
 
 
 def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Acknowledge the worker's last batch (if any) and hand it its next task.
+    """Take the worker's acks (and, when it stops, its unstarted batches); hand out work.
 
-    Tasks: ``batch``; ``wait`` while other workers still hold the last batches;
-    ``on_job_complete`` for exactly one worker once every batch has finished;
-    ``exit`` when there is nothing more for this worker.
+    Tasks: ``batches`` (up to ``want`` of them, fewer near the end of the queue so
+    that the last batches spread over every worker); ``wait`` while other workers
+    still hold the last batches; ``on_job_complete`` for exactly one worker once
+    every batch has finished; ``exit`` when there is nothing more for this worker.
     """
+    acks = _list(body, "acks", _MAX_ACKS)
+    release = _list(body, "release", _MAX_ACKS)
+    want = body.get("want", 1)
+    if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
+        raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
     now = ctx.clock()
-    visibility = ctx.settings.visibility_timeout_s
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        job = conn.exec_driver_sql(
-            "SELECT status, retries, queued, leased, hook_state FROM job WHERE job_id = ?",
-            (job_id,),
+        status, retries = conn.exec_driver_sql(
+            "SELECT status, retries FROM job WHERE job_id = ?", (job_id,)
         ).one()
         conn.exec_driver_sql(
             "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
         )
-        ack = body.get("ack")
-        if ack:
-            _ack(conn, job_id, worker_id, ack, retries=job[1], now=now)
-        if job[0] != JobStatus.RUNNING:
-            return {"task": "exit", "reason": f"the job is {job[0]}"}
+        _take_acks(conn, job_id, worker_id, acks, retries=retries, now=now)
+        if release:
+            if not all(isinstance(b, int) and not isinstance(b, bool) for b in release):
+                raise InvalidRequest("release: must be a list of batch ids")
+            queue.release(conn, job_id, worker_id, release)
+        if status != JobStatus.RUNNING:
+            return {"task": "exit", "reason": f"the job is {status}"}
         if body.get("stopping"):
             return {"task": "exit", "reason": "the worker is stopping"}
-        lease = queue.lease_next(conn, job_id, worker_id, now, visibility)
-        if lease is not None:
+        if want == 0:
+            return {"task": "batches", "batches": []}
+        leases = queue.lease(
+            conn,
+            job_id,
+            worker_id,
+            now,
+            ctx.settings.visibility_timeout_s,
+            _fair_share(conn, job_id, want),
+        )
+        if leases:
             return {
-                "task": "batch",
-                "batch_id": lease.batch_id,
-                "index": lease.index,
-                "attempt": lease.attempts,
+                "task": "batches",
                 # The stored JSON text goes out as-is, spliced in by the route.
-                "payload_json": lease.payload,
+                "batches": [
+                    {
+                        "batch_id": lease.batch_id,
+                        "index": lease.index,
+                        "attempt": lease.attempts,
+                        "payload_json": lease.payload,
+                    }
+                    for lease in leases
+                ],
             }
         counts = read_counts(conn, job_id)
         if not counts.batches_done:
@@ -139,17 +163,14 @@ def report_hook(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str,
 
 
 def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Extend the worker's lease on its batch; tell it whether to go on."""
-    batch_id = body.get("batch_id")
+    """Extend the leases the worker holds; tell it whether its job goes on."""
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
         conn.exec_driver_sql(
             "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
         )
-        held = isinstance(batch_id, int) and queue.heartbeat(
-            conn, batch_id, worker_id, now, ctx.settings.visibility_timeout_s
-        )
+        held = queue.heartbeat(conn, job_id, worker_id, now, ctx.settings.visibility_timeout_s)
         status = conn.exec_driver_sql(
             "SELECT status FROM job WHERE job_id = ?", (job_id,)
         ).scalar_one()
@@ -165,33 +186,64 @@ def settle(ctx: Context, conn: Connection, job_id: str) -> JobStatus | None:
     return status if set_status(ctx, conn, job_id, status, message) else None
 
 
-def _ack(
-    conn: Connection, job_id: str, worker_id: str, ack: dict[str, Any], *, retries: int, now: float
+def _take_acks(
+    conn: Connection,
+    job_id: str,
+    worker_id: str,
+    acks: list[Any],
+    *,
+    retries: int,
+    now: float,
 ) -> None:
-    batch_id = ack.get("batch_id")
-    if not isinstance(batch_id, int):
-        raise InvalidRequest("ack.batch_id: must be an integer")
-    if ack.get("error") is None:
-        result = ack.get("result")
-        queue.ack_success(
-            conn,
-            job_id,
-            batch_id,
-            float(ack.get("duration") or 0.0),
-            None if result is None else json.dumps(result),
-            now,
-        )
-    else:
-        queue.ack_failure(
-            conn,
-            job_id,
-            batch_id,
-            worker_id,
-            str(ack["error"]),
-            str(ack.get("traceback") or ""),
-            retries,
-            now,
-        )
+    """Record a worker's acks: successes together, failures one by one (they may retry)."""
+    successes: list[queue.Success] = []
+    for position, ack in enumerate(acks):
+        where = f"acks[{position}]"
+        if not isinstance(ack, dict) or isinstance(ack.get("batch_id"), bool):
+            raise InvalidRequest(f"{where}: must be an object with an integer batch_id")
+        batch_id = ack.get("batch_id")
+        if not isinstance(batch_id, int):
+            raise InvalidRequest(f"{where}.batch_id: must be an integer")
+        duration = ack.get("duration") or 0.0
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise InvalidRequest(f"{where}.duration: must be a number of seconds")
+        if ack.get("error") is None:
+            result = ack.get("result")
+            encoded = None if result is None else json.dumps(result)
+            successes.append(queue.Success(batch_id, float(duration), encoded))
+        else:
+            queue.ack_failure(
+                conn,
+                job_id,
+                batch_id,
+                worker_id,
+                str(ack["error"]),
+                str(ack.get("traceback") or ""),
+                retries,
+                now,
+            )
+    queue.ack_successes(conn, job_id, successes, now)
+
+
+def _fair_share(conn: Connection, job_id: str, want: int) -> int:
+    """Cap a lease so that the queue's last batches spread over the job's live workers."""
+    if want == 1:
+        return 1
+    queued, workers = conn.exec_driver_sql(
+        "SELECT queued, (SELECT count(*) FROM worker WHERE job_id = ? AND state IN (?, ?, ?))"
+        " FROM job WHERE job_id = ?",
+        (job_id, WorkerState.PENDING, WorkerState.INITIALIZING, WorkerState.RUNNING, job_id),
+    ).one()
+    return max(1, min(want, math.ceil(int(queued) / max(1, int(workers)))))
+
+
+def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
+    value = body.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{key}: must be a list")
+    if len(value) > limit:
+        raise InvalidRequest(f"{key}: at most {limit} entries per request, got {len(value)}")
+    return value
 
 
 def _worker_job(conn: Connection, worker_id: str) -> str:

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.status import BatchState
 
-_LEASE_NEXT = """
+_LEASE = """
 UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = ?, attempts = attempts + 1
-WHERE id = (SELECT id FROM batch WHERE job_id = ? AND state = 'queued' ORDER BY idx LIMIT 1)
+WHERE id IN (SELECT id FROM batch WHERE job_id = ? AND state = 'queued' ORDER BY idx LIMIT ?)
 RETURNING id, idx, first_item, payload, attempts
 """
 
@@ -31,54 +31,66 @@ class Lease:
     attempts: int
 
 
-def lease_next(
-    conn: Connection, job_id: str, worker_id: str, now: float, visibility_s: float
-) -> Lease | None:
-    """Lease the job's lowest queued batch to ``worker_id``, or return None."""
-    row = conn.exec_driver_sql(_LEASE_NEXT, (worker_id, now + visibility_s, job_id)).first()
-    if row is None:
-        return None
-    _shift(conn, job_id, queued=-1, leased=+1)
-    return Lease(batch_id=row[0], index=row[1], first_item=row[2], payload=row[3], attempts=row[4])
+def lease(
+    conn: Connection, job_id: str, worker_id: str, now: float, visibility_s: float, count: int
+) -> list[Lease]:
+    """Lease up to ``count`` of the job's lowest queued batches to ``worker_id``, in order."""
+    rows = conn.exec_driver_sql(_LEASE, (worker_id, now + visibility_s, job_id, count)).all()
+    if rows:
+        _shift(conn, job_id, queued=-len(rows), leased=+len(rows))
+    leases = [Lease(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    return sorted(leases, key=lambda lease: lease.index)
 
 
 def heartbeat(
-    conn: Connection, batch_id: int, worker_id: str, now: float, visibility_s: float
-) -> bool:
-    """Extend a lease; return False when the worker no longer holds it."""
+    conn: Connection, job_id: str, worker_id: str, now: float, visibility_s: float
+) -> int:
+    """Extend every lease ``worker_id`` holds; return how many it holds."""
     result = conn.exec_driver_sql(
-        "UPDATE batch SET lease_expires = ? WHERE id = ? AND state = 'leased' AND worker_id = ?",
-        (now + visibility_s, batch_id, worker_id),
+        "UPDATE batch SET lease_expires = ?"
+        " WHERE job_id = ? AND state = 'leased' AND worker_id = ?",
+        (now + visibility_s, job_id, worker_id),
     )
-    return bool(result.rowcount)
+    return int(result.rowcount)
 
 
-def ack_success(
-    conn: Connection,
-    job_id: str,
-    batch_id: int,
-    duration: float,
-    result_json: str | None,
-    now: float,
-) -> bool:
-    """Record a batch's success; return False if it had already finished.
+@dataclass(frozen=True)
+class Success:
+    """A batch's successful outcome as its worker reported it."""
 
-    A late ack from a worker whose lease expired still counts when the batch has
-    not finished elsewhere: the work was done, and counting it once is what matters.
+    batch_id: int
+    duration: float
+    result_json: str | None
+
+
+def ack_successes(conn: Connection, job_id: str, successes: list[Success], now: float) -> int:
+    """Record batches' successes; return how many counted.
+
+    A batch that already finished is skipped. A late ack from a worker whose lease
+    expired still counts when the batch has not finished elsewhere: the work was
+    done, and counting it once is what matters.
     """
-    previous = _open_state(conn, job_id, batch_id)
-    if previous is None:
-        return False
+    if not successes:
+        return 0
+    states = _open_states(conn, job_id, [s.batch_id for s in successes])
+    counted = [s for s in successes if s.batch_id in states]
+    if not counted:
+        return 0
     conn.exec_driver_sql(
         "UPDATE batch SET state = 'succeeded', duration = ?, result = ?, finished_time = ?,"
         " lease_expires = NULL WHERE id = ?",
-        (duration, result_json, now, batch_id),
+        [(s.duration, s.result_json, now, s.batch_id) for s in counted],
     )
-    _shift(conn, job_id, **{previous: -1}, succeeded=+1)
-    conn.exec_driver_sql(
-        "UPDATE job SET time_sum = time_sum + ? WHERE job_id = ?", (duration, job_id)
+    was_queued = sum(1 for s in counted if states[s.batch_id] == BatchState.QUEUED)
+    _shift(
+        conn,
+        job_id,
+        queued=-was_queued,
+        leased=was_queued - len(counted),
+        succeeded=len(counted),
+        time_sum=sum(s.duration for s in counted),
     )
-    return True
+    return len(counted)
 
 
 def ack_failure(
@@ -127,11 +139,21 @@ def release_worker(conn: Connection, job_id: str, worker_id: str) -> int:
     return _requeue_leased(conn, job_id, "worker_id = ?", worker_id)
 
 
-def _requeue_leased(conn: Connection, job_id: str, condition: str, value: object) -> int:
+def release(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int]) -> int:
+    """Put back batches a stopping worker leased but never started; return how many."""
+    if not batch_ids:
+        return 0
+    marks = ",".join("?" * len(batch_ids))
+    return _requeue_leased(
+        conn, job_id, f"worker_id = ? AND id IN ({marks})", worker_id, *batch_ids
+    )
+
+
+def _requeue_leased(conn: Connection, job_id: str, condition: str, *values: object) -> int:
     result = conn.exec_driver_sql(
         "UPDATE batch SET state = 'queued', lease_expires = NULL"
         f" WHERE job_id = ? AND state = 'leased' AND {condition}",
-        (job_id, value),
+        (job_id, *values),
     )
     if result.rowcount:
         _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
@@ -145,6 +167,17 @@ def _open_state(conn: Connection, job_id: str, batch_id: int) -> str | None:
     return str(state) if state in (BatchState.QUEUED, BatchState.LEASED) else None
 
 
-def _shift(conn: Connection, job_id: str, **deltas: int) -> None:
+def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
+    """Return the batches among ``batch_ids`` that are still queued or leased, with their state."""
+    marks = ",".join("?" * len(batch_ids))
+    rows = conn.exec_driver_sql(
+        f"SELECT id, state FROM batch WHERE job_id = ? AND id IN ({marks})"
+        " AND state IN ('queued', 'leased')",
+        (job_id, *batch_ids),
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _shift(conn: Connection, job_id: str, **deltas: float) -> None:
     columns = ", ".join(f"{name} = {name} + ?" for name in deltas)
     conn.exec_driver_sql(f"UPDATE job SET {columns} WHERE job_id = ?", (*deltas.values(), job_id))

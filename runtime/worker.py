@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -19,6 +21,12 @@ from runtime.loader import call_by_name, construct, load_predictor_class
 from runtime.tagging import TaggedWriter
 
 EXIT_OK, EXIT_FAILED, EXIT_LOAD_ERROR = 0, 1, 2
+#: A lease request asks for about this much work at the worker's recent pace ...
+PREFETCH_WINDOW_S = 0.25
+#: ... and never more than this many batches.
+MAX_PREFETCH = 256
+#: Finished batches are acknowledged at least this often, even mid-way through a lease.
+ACK_EVERY_S = 1.0
 
 
 class Worker:
@@ -31,6 +39,7 @@ class Worker:
         self.client = OrchestratorClient(server, worker_id)
         self.batch_index: int | None = None
         self.stopping = False
+        self.trace = _Trace(worker_id)
 
     def run(self) -> int:
         """Run until the queue is drained, the job ends, or a signal asks to stop."""
@@ -45,6 +54,7 @@ class Worker:
             self._report_failure(e)
             return EXIT_LOAD_ERROR if e.reason == "load_error" else EXIT_FAILED
         finally:
+            self.trace.write()
             sys.stdout.flush()
             sys.stderr.flush()
             self.client.close()
@@ -68,31 +78,55 @@ class Worker:
         return EXIT_OK
 
     def _loop(self, predictor: Any, heartbeat: _Heartbeat) -> None:
-        ack: dict[str, Any] | None = None
+        """Lease batches a few at a time, predict them in order, acknowledge them together.
+
+        The worker asks for as many batches as fit in ``PREFETCH_WINDOW_S`` at its recent
+        pace (one while it has no pace yet), so fast batches cost one round trip per
+        many and slow ones one each. Acks ride on the next lease request, or go alone
+        when ``ACK_EVERY_S`` has passed, so progress is never older than that.
+        """
+        pace = _Pace()
+        buffer: deque[dict[str, Any]] = deque()
+        acks: list[dict[str, Any]] = []
+        last_report = time.monotonic()
         while True:
-            task = self.client.call("POST", "next", {"ack": ack, "stopping": self.stopping})
-            ack = None
+            due = acks and time.monotonic() - last_report >= ACK_EVERY_S
+            if buffer and not due and not self.stopping:
+                ack = self._run_batch(predictor, buffer.popleft())
+                pace.record(ack["duration"])
+                acks.append(ack)
+                continue
+            stopping = self.stopping
+            request = {
+                "acks": acks,
+                "want": 0 if buffer or stopping else pace.batches_in(PREFETCH_WINDOW_S),
+                "stopping": stopping,
+                # A stopping worker hands back what it leased but has not started.
+                "release": [batch["batch_id"] for batch in buffer] if stopping else [],
+            }
+            task = self.client.call("POST", "next", request)
+            self.trace.acked(acks)
+            acks, last_report = [], time.monotonic()
+            if stopping:
+                print("stopping on request (SIGTERM)")
+                return
             kind = task["task"]
             if kind == "exit":
                 print(f"no more batches: {task.get('reason')}")
                 return
-            if self.stopping:
-                print("stopping on request (SIGTERM)")
-                return
-            if kind == "wait":
+            if kind == "batches":
+                buffer.extend(self.trace.leased(task["batches"]))
+            elif kind == "wait":
                 time.sleep(task.get("delay_s", 0.2))
-            elif kind == "batch":
-                ack = self._run_batch(predictor, task, heartbeat)
             elif kind == "on_job_complete":
                 self._run_hook(predictor, task["job_summary"])
+            heartbeat.holding(bool(buffer))
 
-    def _run_batch(
-        self, predictor: Any, task: dict[str, Any], heartbeat: _Heartbeat
-    ) -> dict[str, Any]:
+    def _run_batch(self, predictor: Any, task: dict[str, Any]) -> dict[str, Any]:
         batch_id = task["batch_id"]
         self.batch_index = task["index"]
-        heartbeat.track(batch_id)
         started = time.perf_counter()
+        self.trace.started(task)
         try:
             # The predictor's batch_id is the batch's index in the job, as logs and ledger show it.
             result = call_by_name(
@@ -108,11 +142,12 @@ class Worker:
             print(f"predict raised {type(e).__name__}: {e} (attempt {task.get('attempt')})")
             return {
                 "batch_id": batch_id,
+                "duration": time.perf_counter() - started,
                 "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(),
             }
         finally:
-            heartbeat.track(None)
+            self.trace.finished(task)
             self.batch_index = None
 
     def _run_hook(self, predictor: Any, summary: dict[str, Any]) -> None:
@@ -153,19 +188,19 @@ class Worker:
 
 
 class _Heartbeat:
-    """Extends the lease of the batch being predicted, from one thread for the worker's life."""
+    """Extends the leases this worker holds, from one thread for the worker's life."""
 
     def __init__(self, server: str, worker_id: str, interval_s: float) -> None:
         self._client = OrchestratorClient(server, worker_id, wait_s=interval_s)
         self._interval = interval_s
-        self._batch_id: int | None = None
+        self._holding = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
 
-    def track(self, batch_id: int | None) -> None:
-        """Heartbeat for ``batch_id`` from now on (None: nothing to extend)."""
-        self._batch_id = batch_id
+    def holding(self, holding: bool) -> None:
+        """Say whether the worker holds leased batches (only then is there anything to extend)."""
+        self._holding = holding
 
     def close(self) -> None:
         """Stop the thread and close its connection."""
@@ -175,13 +210,80 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._done.wait(self._interval):
-            batch_id = self._batch_id
-            if batch_id is None:
+            if not self._holding:
                 continue
             try:
-                self._client.call("POST", "heartbeat", {"batch_id": batch_id})
+                self._client.call("POST", "heartbeat", {})
             except WorkerError as e:
                 print(f"heartbeat failed: {e}", file=sys.stderr)
+
+
+class _Pace:
+    """The recent time per batch, to size lease requests."""
+
+    def __init__(self) -> None:
+        self._seconds: float | None = None
+
+    def record(self, seconds: float) -> None:
+        """Fold one batch's duration into the moving average."""
+        if self._seconds is None:
+            self._seconds = seconds
+        else:
+            self._seconds = 0.8 * self._seconds + 0.2 * seconds
+
+    def batches_in(self, window_s: float) -> int:
+        """Return how many batches fit in ``window_s`` at this pace (1 before any is known)."""
+        if self._seconds is None:
+            return 1
+        return max(1, min(MAX_PREFETCH, int(window_s / max(self._seconds, 1e-6))))
+
+
+class _Trace:
+    """Per-batch timestamps for benchmarks, written on exit when ``CORTEX_WORKER_TRACE`` is set.
+
+    One JSON line per batch in ``$CORTEX_WORKER_TRACE/<worker_id>.jsonl``:
+    ``index``, ``leased``, ``started``, ``finished``, ``acked`` (``time.monotonic()``).
+    """
+
+    def __init__(self, worker_id: str) -> None:
+        directory = os.environ.get("CORTEX_WORKER_TRACE")
+        self._path = Path(directory) / f"{worker_id}.jsonl" if directory else None
+        self._rows: dict[int, dict[str, float]] = {}
+        self._done: list[dict[str, float]] = []
+
+    def leased(self, batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stamp a lease response's batches; return them."""
+        if self._path is not None:
+            now = time.monotonic()
+            for batch in batches:
+                self._rows[batch["batch_id"]] = {"index": batch["index"], "leased": now}
+        return batches
+
+    def started(self, batch: dict[str, Any]) -> None:
+        """Stamp the start of predict."""
+        if self._path is not None:
+            self._rows[batch["batch_id"]]["started"] = time.monotonic()
+
+    def finished(self, batch: dict[str, Any]) -> None:
+        """Stamp the end of predict."""
+        if self._path is not None:
+            self._rows[batch["batch_id"]]["finished"] = time.monotonic()
+
+    def acked(self, acks: list[dict[str, Any]]) -> None:
+        """Stamp the acks the orchestrator just took."""
+        if self._path is not None and acks:
+            now = time.monotonic()
+            for ack in acks:
+                row = self._rows.pop(ack["batch_id"])
+                row["acked"] = now
+                self._done.append(row)
+
+    def write(self) -> None:
+        """Write the finished rows, if tracing."""
+        if self._path is None:
+            return
+        with open(self._path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in self._done)
 
 
 def _plain(value: Any) -> Any:

@@ -43,11 +43,16 @@ async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
     """Acknowledge the last batch and hand out the next task."""
     body = await _object(request)
     task = await run_in_threadpool(delivery.next_task, ctx, worker_id, body)
-    payload = task.pop("payload_json", None)
-    text = json.dumps(task)
-    if payload is not None:  # splice the stored JSON in without parsing it again
-        text = f'{text[:-1]}, "payload": {payload}}}'
-    return Response(text, media_type="application/json")
+    if task["task"] != "batches" or not task["batches"]:
+        return Response(json.dumps(task), media_type="application/json")
+    # Splice each batch's stored JSON in as-is, without parsing it again.
+    parts = []
+    for batch in task["batches"]:
+        payload = batch.pop("payload_json")
+        parts.append(f'{json.dumps(batch)[:-1]}, "payload": {payload}}}')
+    return Response(
+        f'{{"task": "batches", "batches": [{", ".join(parts)}]}}', media_type="application/json"
+    )
 
 
 @router.post("/{worker_id}/heartbeat")
