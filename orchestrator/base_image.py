@@ -2,8 +2,9 @@
 
 ``python -m orchestrator.base_image`` (run by ``cortex-tui image build-base``) needs no
 registry: ``mmdebstrap`` writes a minimal Debian bookworm root filesystem with
-``python3`` (3.11) as a tarball, ``pip download`` fetches the worker's wheels (httpx and
-its dependencies, and pip) on the host, and one ``docker build`` turns both into an image
+``python3`` (3.11) as a tarball, ``pip download`` fetches pip's wheel on the host (the
+worker runtime itself needs only the standard library; pip installs an API's
+requirements), and one ``docker build`` turns both into an image
 with an unprivileged ``cortex`` user. The image is tagged by a hash of this recipe, so it
 is built once per machine and reused until the recipe changes.
 """
@@ -54,8 +55,8 @@ class BaseImageError(Exception):
 
 
 def worker_requirements() -> list[str]:
-    """Return the pinned packages workers need: this host's httpx and pip versions."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in ("httpx", "pip")]
+    """Return the pinned packages a base image needs: this host's pip (for requirements.txt)."""
+    return [f"pip=={importlib.metadata.version('pip')}"]
 
 
 def default_tag() -> str:

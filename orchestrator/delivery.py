@@ -43,6 +43,7 @@ def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
         "config": job.config,
         "job_spec": {**submission_view(ctx, job), "timeout": job.timeout, "source": job.source},
         "heartbeat_interval_s": ctx.settings.heartbeat_interval_s,
+        "prefetch_window_s": ctx.settings.prefetch_window_s,
     }
 
 
@@ -83,6 +84,8 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
     """
     acks = _list(body, "acks", _MAX_ACKS)
     release = _list(body, "release", _MAX_ACKS)
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in release):
+        raise InvalidRequest("release: must be a list of batch ids")
     want = body.get("want", 1)
     if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
         raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
@@ -97,8 +100,6 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
         )
         _take_acks(conn, job_id, worker_id, acks, retries=retries, now=now)
         if release:
-            if not all(isinstance(b, int) and not isinstance(b, bool) for b in release):
-                raise InvalidRequest("release: must be a list of batch ids")
             queue.release(conn, job_id, worker_id, release)
         if status != JobStatus.RUNNING:
             return {"task": "exit", "reason": f"the job is {status}"}
@@ -163,14 +164,19 @@ def report_hook(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str,
 
 
 def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Extend the leases the worker holds; tell it whether its job goes on."""
+    """Extend the leases the worker says it holds; tell it whether its job goes on."""
+    batch_ids = _list(body, "batch_ids", _MAX_ACKS)
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in batch_ids):
+        raise InvalidRequest("batch_ids: must be a list of batch ids")
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
         conn.exec_driver_sql(
             "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
         )
-        held = queue.heartbeat(conn, job_id, worker_id, now, ctx.settings.visibility_timeout_s)
+        held = queue.heartbeat(
+            conn, job_id, worker_id, batch_ids, now, ctx.settings.visibility_timeout_s
+        )
         status = conn.exec_driver_sql(
             "SELECT status FROM job WHERE job_id = ?", (job_id,)
         ).scalar_one()

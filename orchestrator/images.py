@@ -54,11 +54,10 @@ def dockerfile(base: str, has_requirements: bool) -> str:
     lines = [
         f"FROM {base}",
         "USER root",
-        # A stock image (python:3.11-slim) has pip but not httpx; the offline base has both.
+        # The runtime needs only Python's standard library: any Python 3.11+ base will do.
         "RUN python3 -c 'import sys; sys.exit(sys.version_info < (3, 11) and"
         ' "cortex-tui workers need Python 3.11+ as python3 in the base image, found "'
-        " + sys.version)' && (python3 -c 'import httpx' 2>/dev/null"
-        " || python3 -m pip install --no-cache-dir --root-user-action=ignore 'httpx>=0.27')",
+        " + sys.version)'",
         f"WORKDIR {APP_DIR}",
         f"ENV PYTHONPATH={RUNTIME_PARENT} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp",
         "LABEL cortex-tui.image=api",

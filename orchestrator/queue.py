@@ -43,13 +43,21 @@ def lease(
 
 
 def heartbeat(
-    conn: Connection, job_id: str, worker_id: str, now: float, visibility_s: float
+    conn: Connection,
+    job_id: str,
+    worker_id: str,
+    batch_ids: list[int],
+    now: float,
+    visibility_s: float,
 ) -> int:
-    """Extend every lease ``worker_id`` holds; return how many it holds."""
+    """Extend the leases among ``batch_ids`` that ``worker_id`` still holds; return how many."""
+    if not batch_ids:
+        return 0
+    marks = ",".join("?" * len(batch_ids))
     result = conn.exec_driver_sql(
         "UPDATE batch SET lease_expires = ?"
-        " WHERE job_id = ? AND state = 'leased' AND worker_id = ?",
-        (now + visibility_s, job_id, worker_id),
+        f" WHERE job_id = ? AND state = 'leased' AND worker_id = ? AND id IN ({marks})",
+        (now + visibility_s, job_id, worker_id, *batch_ids),
     )
     return int(result.rowcount)
 

@@ -26,6 +26,8 @@ class Settings:
     # Delivery: a leased batch returns to the queue when its lease is not extended in time.
     visibility_timeout_s: float = 30.0
     heartbeat_interval_s: float = 5.0
+    #: A worker leases about this much work at its recent pace per request (see runtime/worker.py).
+    prefetch_window_s: float = 1.0
     # How often the supervisor reconciles workers, leases, timeouts and statuses.
     tick_s: float = 0.5
     # Stop: SIGTERM, then SIGKILL after this grace period.

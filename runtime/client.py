@@ -1,21 +1,27 @@
 """The worker's HTTP client for the orchestrator, patient across orchestrator restarts.
 
-Standard library only (``http.client`` on one keep-alive connection): a worker starts
-in tens of milliseconds instead of the few hundred an HTTP library's imports cost,
-and a worker image needs nothing but Python.
+A minimal HTTP/1.1 client over one keep-alive socket, standard library only: the
+orchestrator answers JSON with a Content-Length, so this is all a worker needs, and
+its imports cost a few milliseconds where ``http.client`` (which pulls in the email
+parser and ssl) costs ~30 and an HTTP library a few hundred. Every worker start pays
+that, on every job.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import socket
 import time
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from runtime.errors import OrchestratorUnreachable, WorkerError
 
-_RETRYABLE = (OSError, http.client.HTTPException)
+_MAX_HEADER_LINES = 100
+
+
+class ProtocolError(ConnectionError):
+    """The orchestrator's answer was not the HTTP this client understands."""
 
 
 class OrchestratorClient:
@@ -31,25 +37,26 @@ class OrchestratorClient:
         url = urlsplit(server)
         if url.scheme != "http" or not url.hostname:
             raise WorkerError(f"the orchestrator URL must be http://host:port, got {server!r}")
-        self._host, self._port = url.hostname, url.port or 80
+        self._address = (url.hostname, url.port or 80)
+        self._host_header = url.netloc
         self._base = f"{url.path.rstrip('/')}/_cortex/workers/{worker_id}"
         self._timeout = timeout_s
         self._wait_s = wait_s
-        self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Send one request, retrying transport errors and 5xx answers with back-off."""
-        data = None if body is None else json.dumps(body).encode()
+        data = b"" if body is None else json.dumps(body).encode()
         deadline = time.monotonic() + self._wait_s
         delay = 0.1
         while True:
             try:
-                status, text = self._send(method, f"{self._base}/{path}", data)
+                status, text = self._exchange(method, f"{self._base}/{path}", data)
                 if status < 500:
                     break
                 problem = f"HTTP {status}: {text[:200]}"
-            except _RETRYABLE as e:
-                self.close()  # a fresh connection next time
+            except OSError as e:
                 problem = f"{type(e).__name__}: {e}"
             if time.monotonic() > deadline:
                 raise OrchestratorUnreachable(
@@ -67,17 +74,86 @@ class OrchestratorClient:
 
     def close(self) -> None:
         """Close the connection (the next call opens a new one)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._reader = None
 
-    def _send(self, method: str, path: str, data: bytes | None) -> tuple[int, str]:
-        if self._conn is None:
-            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        self._conn.request(method, path, body=data, headers=headers)
-        response = self._conn.getresponse()
-        text = response.read().decode()
-        if response.getheader("connection", "").lower() == "close":
+    def _exchange(self, method: str, path: str, data: bytes) -> tuple[int, str]:
+        """One request and its response; a kept-alive connection the server dropped is redialled."""
+        reused = self._sock is not None
+        try:
+            return self._request(method, path, data)
+        except OSError:
             self.close()
-        return response.status, text
+            if not reused:
+                raise
+        return self._request(method, path, data)  # the server closed an idle connection
+
+    def _request(self, method: str, path: str, data: bytes) -> tuple[int, str]:
+        if self._sock is None:
+            self._sock = socket.create_connection(self._address, timeout=self._timeout)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._reader = self._sock.makefile("rb")
+        assert self._reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        try:
+            self._sock.sendall(head.encode() + data)
+            status, headers = _read_head(self._reader)
+            body = _read_body(self._reader, headers)
+        except OSError:
+            self.close()
+            raise
+        delimited = "content-length" in headers or "transfer-encoding" in headers
+        if headers.get("connection", "").lower() == "close" or not delimited:
+            self.close()
+        return status, body.decode()
+
+
+def _read_head(reader: BinaryIO) -> tuple[int, dict[str, str]]:
+    line = reader.readline(65537)
+    if not line:
+        raise ProtocolError("the connection closed before an answer")
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP status line: {line[:80]!r}")
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADER_LINES):
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n"):
+            return int(parts[1]), headers
+        if not line:
+            raise ProtocolError("the connection closed in the middle of the headers")
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raise ProtocolError("too many header lines")
+
+
+def _read_body(reader: BinaryIO, headers: dict[str, str]) -> bytes:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while size := _number(reader.readline(1024).split(b";")[0], 16):
+            chunks.append(_read_exactly(reader, size))
+            reader.readline(1024)
+        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(chunks)
+    if "content-length" not in headers:
+        return reader.read()  # the answer ends with the connection
+    return _read_exactly(reader, _number(headers["content-length"].encode(), 10))
+
+
+def _number(text: bytes, base: int) -> int:
+    try:
+        return int(text, base)
+    except ValueError:
+        raise ProtocolError(f"not a length: {text[:40]!r}") from None
+
+
+def _read_exactly(reader: BinaryIO, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) != size:
+        raise ProtocolError(f"the answer ended after {len(data)} of {size} bytes")
+    return data

@@ -21,9 +21,7 @@ from runtime.loader import call_by_name, construct, load_predictor_class
 from runtime.tagging import TaggedWriter
 
 EXIT_OK, EXIT_FAILED, EXIT_LOAD_ERROR = 0, 1, 2
-#: A lease request asks for about this much work at the worker's recent pace ...
-PREFETCH_WINDOW_S = 0.25
-#: ... and never more than this many batches.
+#: A lease request asks for at most this many batches (and for one before a pace is known).
 MAX_PREFETCH = 256
 #: Finished batches are acknowledged at least this often, even mid-way through a lease.
 ACK_EVERY_S = 1.0
@@ -68,45 +66,57 @@ class Worker:
         predictor = construct(cls, spec["config"], spec["job_spec"], path)
         print(f"predictor ready in {time.monotonic() - started:.2f}s")
         self.client.call("POST", "state", {"state": "running"})
-        heartbeat = _Heartbeat(self.server, self.worker_id, spec["heartbeat_interval_s"])
+        buffer: deque[dict[str, Any]] = deque()
+        acks: list[dict[str, Any]] = []
+        heartbeat = _Heartbeat(
+            self.server, self.worker_id, spec["heartbeat_interval_s"], buffer, acks
+        )
         try:
-            self._loop(predictor, heartbeat)
+            self._loop(predictor, buffer, acks, spec.get("prefetch_window_s", 1.0))
         finally:
             heartbeat.close()
         self.client.call("POST", "state", {"state": "done"})
         print("exiting: no more work for this worker")
         return EXIT_OK
 
-    def _loop(self, predictor: Any, heartbeat: _Heartbeat) -> None:
+    def _loop(
+        self,
+        predictor: Any,
+        buffer: deque[dict[str, Any]],
+        acks: list[dict[str, Any]],
+        window_s: float,
+    ) -> None:
         """Lease batches a few at a time, predict them in order, acknowledge them together.
 
-        The worker asks for as many batches as fit in ``PREFETCH_WINDOW_S`` at its recent
+        The worker asks for as many batches as fit in ``window_s`` at its recent
         pace (one while it has no pace yet), so fast batches cost one round trip per
         many and slow ones one each. Acks ride on the next lease request, or go alone
         when ``ACK_EVERY_S`` has passed, so progress is never older than that.
+        A batch stays in ``buffer`` while it runs and in ``acks`` until acknowledged:
+        the heartbeat extends the leases of both.
         """
         pace = _Pace()
-        buffer: deque[dict[str, Any]] = deque()
-        acks: list[dict[str, Any]] = []
         last_report = time.monotonic()
         while True:
             due = acks and time.monotonic() - last_report >= ACK_EVERY_S
             if buffer and not due and not self.stopping:
-                ack = self._run_batch(predictor, buffer.popleft())
-                pace.record(ack["duration"])
+                ack = self._run_batch(predictor, buffer[0])
                 acks.append(ack)
+                buffer.popleft()
+                pace.record(ack["duration"])
                 continue
             stopping = self.stopping
             request = {
                 "acks": acks,
-                "want": 0 if buffer or stopping else pace.batches_in(PREFETCH_WINDOW_S),
+                "want": 0 if buffer or stopping else pace.batches_in(window_s),
                 "stopping": stopping,
                 # A stopping worker hands back what it leased but has not started.
                 "release": [batch["batch_id"] for batch in buffer] if stopping else [],
             }
             task = self.client.call("POST", "next", request)
             self.trace.acked(acks)
-            acks, last_report = [], time.monotonic()
+            acks.clear()
+            last_report = time.monotonic()
             if stopping:
                 print("stopping on request (SIGTERM)")
                 return
@@ -120,7 +130,6 @@ class Worker:
                 time.sleep(task.get("delay_s", 0.2))
             elif kind == "on_job_complete":
                 self._run_hook(predictor, task["job_summary"])
-            heartbeat.holding(bool(buffer))
 
     def _run_batch(self, predictor: Any, task: dict[str, Any]) -> dict[str, Any]:
         batch_id = task["batch_id"]
@@ -190,17 +199,20 @@ class Worker:
 class _Heartbeat:
     """Extends the leases this worker holds, from one thread for the worker's life."""
 
-    def __init__(self, server: str, worker_id: str, interval_s: float) -> None:
+    def __init__(
+        self,
+        server: str,
+        worker_id: str,
+        interval_s: float,
+        buffer: deque[dict[str, Any]],
+        acks: list[dict[str, Any]],
+    ) -> None:
         self._client = OrchestratorClient(server, worker_id, wait_s=interval_s)
         self._interval = interval_s
-        self._holding = False
+        self._buffer, self._acks = buffer, acks
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
-
-    def holding(self, holding: bool) -> None:
-        """Say whether the worker holds leased batches (only then is there anything to extend)."""
-        self._holding = holding
 
     def close(self) -> None:
         """Stop the thread and close its connection."""
@@ -210,10 +222,12 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._done.wait(self._interval):
-            if not self._holding:
+            # list() copies a deque or list atomically under the GIL.
+            held = [b["batch_id"] for b in list(self._buffer) + list(self._acks)]
+            if not held:
                 continue
             try:
-                self._client.call("POST", "heartbeat", {})
+                self._client.call("POST", "heartbeat", {"batch_ids": held})
             except WorkerError as e:
                 print(f"heartbeat failed: {e}", file=sys.stderr)
 

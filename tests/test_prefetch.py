@@ -1,0 +1,170 @@
+"""Leasing several batches per request: fair shares, heartbeats over a prefetch, stop, bad input.
+
+Real orchestrator, real worker processes (the ``server`` fixture, FAST timings:
+visibility timeout 3 s, heartbeat 1 s).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FAST, SAMPLES, Server
+
+
+@pytest.fixture
+def wide(tmp_path: Path) -> Iterator[Server]:
+    """A server whose workers lease up to 30 s of work at a time (testbench deployed)."""
+    srv = Server(tmp_path / "home", backend="process", prefetch_window_s="30")
+    srv.home.mkdir()
+    srv.start()
+    srv.deploy(SAMPLES / "testbench")
+    yield srv
+    left = srv.cleanup()
+    assert not left, f"workers left behind: {left}"
+
+
+def _worker_counts(server: Server, api: str, job_id: str) -> collections.Counter[str]:
+    return collections.Counter(r["result"]["worker"] for r in server.results(api, job_id))
+
+
+def _item_lines(logs: str) -> collections.Counter[int]:
+    """Count how often each item was predicted, from the testbench's print_each lines."""
+    return collections.Counter(
+        int(m) for m in re.findall(r"\bbatch \d+ item 0: (\d+)$", logs, flags=re.MULTILINE)
+    )
+
+
+def test_fast_batches_spread_over_every_worker(wide: Server) -> None:
+    # 20 ms batches and a 30 s window: each worker's pace asks for the most a lease may
+    # hold (256), more than the whole queue; the fair share caps each lease instead.
+    items = list(range(200))
+    job_id = wide.submit(
+        "testbench",
+        {"workers": 4, "item_list": {"items": items, "batch_size": 1}, "config": {"sleep_s": 0.02}},
+    )["job_id"]
+    status = wide.wait("testbench", job_id)
+    assert status["status"] == "status_succeeded", status
+    assert [r["result"]["item"] for r in wide.results("testbench", job_id)] == items
+    counts = _worker_counts(wide, "testbench", job_id)
+    assert len(counts) == 4, counts
+    assert min(counts.values()) >= 20, counts
+
+
+def test_heartbeats_keep_prefetched_batches_leased(wide: Server) -> None:
+    # Each worker leases half the queue (its fair share) and works through it for ~4.2 s,
+    # past the 3 s visibility timeout: only heartbeats over the whole prefetch keep the
+    # batches not yet started from going back to the queue and being run twice.
+    visibility = float(FAST["visibility_timeout_s"])
+    items = list(range(14))
+    job_id = wide.submit(
+        "testbench",
+        {
+            "workers": 2,
+            "item_list": {"items": items, "batch_size": 1},
+            "config": {"sleep_s": 0.6, "print_each": True},
+        },
+    )["job_id"]
+    status = wide.wait("testbench", job_id)
+    assert status["status"] == "status_succeeded", status
+    assert 0.6 * len(items) / 2 > visibility + 1
+    seen = _item_lines(wide.logs("testbench", job_id))
+    assert seen == dict.fromkeys(items, 1), seen
+
+
+def test_a_stopping_worker_hands_back_the_batches_it_did_not_start(
+    server: Server, testbench: str
+) -> None:
+    items = list(range(30))
+    job_id = server.submit(
+        testbench,
+        {
+            "workers": 2,
+            "item_list": {"items": items, "batch_size": 1},
+            "config": {"sleep_s": 0.2, "print_each": True},
+        },
+    )["job_id"]
+    # Once both run at their pace, each holds a prefetch of several batches.
+    server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 6)
+    victim = next(w for w in server.workers(testbench, job_id) if w["state"] == "running")
+    os.kill(int(victim["handle"]["pid"]), signal.SIGTERM)
+
+    status = server.wait(testbench, job_id)
+    assert status["status"] == "status_succeeded", status
+    assert [r["result"]["item"] for r in server.results(testbench, job_id)] == items
+    assert _item_lines(server.logs(testbench, job_id)) == dict.fromkeys(items, 1)
+    logs = server.logs(testbench, job_id)
+    assert f"[{victim['worker']}] stopping on request (SIGTERM)" in logs
+    # What it handed back went to the other worker (or a replacement) well before its
+    # leases could have expired: the job did not stall for a visibility timeout.
+    ended = {w["worker"]: w for w in server.workers(testbench, job_id)}[victim["worker"]]
+    assert ended["exit_code"] == 0, ended
+    told = [line for line in logs.splitlines() if f"worker {victim['worker']} " in line]
+    assert told and not any("went back to the queue" in line for line in told), told
+
+
+def test_progress_is_reported_while_a_prefetch_is_worked_through(wide: Server) -> None:
+    # One worker, 0.25 s batches, a 30 s window: it leases everything at once, yet its
+    # acks go out at least every second, so the job's numbers keep moving.
+    job_id = wide.submit(
+        "testbench",
+        {
+            "workers": 1,
+            "item_list": {"items": list(range(24)), "batch_size": 1},
+            "config": {"sleep_s": 0.25},
+        },
+    )["job_id"]
+    seen: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 60
+    while (status := wide.status("testbench", job_id))["status"] in (
+        "status_enqueuing",
+        "status_running",
+    ):
+        seen.append((time.monotonic(), status["batch_metrics"]["succeeded"]))
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status["status"] == "status_succeeded", status
+    changes = [t for (t, n), (_, m) in itertools.pairwise(seen) if m != n]
+    assert len(changes) >= 4, seen
+    assert max(b - a for a, b in itertools.pairwise(changes)) < 2.5, changes
+
+
+def test_next_refuses_malformed_requests_and_names_the_field(
+    server: Server, testbench: str
+) -> None:
+    job_id = server.submit(
+        testbench,
+        {
+            "workers": 1,
+            "item_list": {"items": list(range(50)), "batch_size": 1},
+            "config": {"sleep_s": 0.2},
+        },
+    )["job_id"]
+    server.wait_for(testbench, job_id, lambda s: s["worker_stats"]["running"] == 1)
+    [worker] = server.workers(testbench, job_id)
+    url = f"/_cortex/workers/{worker['worker_id']}/next"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"acks": {"batch_id": 1}}, "acks: must be a list"),
+        ({"acks": [{"batch_id": "7"}]}, "acks[0].batch_id: must be an integer"),
+        ({"acks": [{"batch_id": 1, "duration": "fast"}]}, "acks[0].duration"),
+        ({"want": -1}, "want: must be an integer from 0 to"),
+        ({"want": 10**6}, "want: must be an integer from 0 to"),
+        ({"release": ["a"]}, "release: must be a list of batch ids"),
+    ]
+    for body, message in cases:
+        r = server.http.post(url, json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert message in r.json()["error"], (body, r.json())
+    r = server.http.post(f"/_cortex/workers/{worker['worker_id']}/heartbeat", json={"batch_ids": 3})
+    assert r.status_code == 400 and "batch_ids: must be a list" in r.json()["error"], r.text
+    # None of that disturbed the job.
+    server.http.delete(f"/{testbench}/{job_id}")
+    assert server.wait(testbench, job_id)["status"] == "status_stopped"
