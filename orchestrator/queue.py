@@ -176,14 +176,17 @@ def _open_state(conn: Connection, job_id: str, batch_id: int) -> str | None:
 
 
 def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
-    """Return the batches among ``batch_ids`` that are still queued or leased, with their state."""
+    """Return the batches among ``batch_ids`` that are still queued or leased, with their state.
+
+    Looked up by primary key only: a condition on the job and state would let SQLite walk
+    the (job, state) index over every open batch of the job instead, on every ack.
+    """
     marks = ",".join("?" * len(batch_ids))
     rows = conn.exec_driver_sql(
-        f"SELECT id, state FROM batch WHERE job_id = ? AND id IN ({marks})"
-        " AND state IN ('queued', 'leased')",
-        (job_id, *batch_ids),
+        f"SELECT id, job_id, state FROM batch WHERE id IN ({marks})", tuple(batch_ids)
     ).all()
-    return {row[0]: row[1] for row in rows}
+    open_ = (BatchState.QUEUED, BatchState.LEASED)
+    return {row[0]: row[2] for row in rows if row[1] == job_id and row[2] in open_}
 
 
 def _shift(conn: Connection, job_id: str, **deltas: float) -> None:

@@ -25,6 +25,10 @@ EXIT_OK, EXIT_FAILED, EXIT_LOAD_ERROR = 0, 1, 2
 MAX_PREFETCH = 256
 #: Finished batches are acknowledged at least this often, even mid-way through a lease.
 ACK_EVERY_S = 1.0
+#: Batches shorter than this have the next lease requested while the last one runs. Longer
+#: ones do not: a round trip is nothing next to them, and a batch leased early could sit
+#: behind a long one while another worker idles at the end of the job.
+LEASE_AHEAD_BELOW_S = 0.1
 
 
 class Worker:
@@ -97,39 +101,56 @@ class Worker:
         """
         pace = _Pace()
         last_report = time.monotonic()
+        ahead: _Ahead | None = None
         while True:
-            due = acks and time.monotonic() - last_report >= ACK_EVERY_S
+            if ahead is None and len(buffer) == 1 and not self.stopping and pace.is_short():
+                # Short batches: ask for the next lease while the last one runs, so the
+                # round trip costs no predict time.
+                want = pace.batches_in(window_s)
+                ahead = _Ahead(self.client, {"acks": list(acks), "want": want})
+            due = ahead is None and acks and time.monotonic() - last_report >= ACK_EVERY_S
             if buffer and not due and not self.stopping:
                 ack = self._run_batch(predictor, buffer[0])
                 acks.append(ack)
                 buffer.popleft()
                 pace.record(ack["duration"])
                 continue
-            stopping = self.stopping
-            request = {
-                "acks": acks,
-                "want": 0 if buffer or stopping else pace.batches_in(window_s),
-                "stopping": stopping,
-                # A stopping worker hands back what it leased but has not started.
-                "release": [batch["batch_id"] for batch in buffer] if stopping else [],
-            }
-            task = self.client.call("POST", "next", request)
-            self.trace.acked(acks)
-            acks.clear()
+            if ahead is not None:
+                task, sent, ahead = ahead.result(), ahead.acks, None
+            else:
+                stopping = self.stopping
+                request = {
+                    "acks": acks,
+                    "want": 0 if buffer or stopping else pace.batches_in(window_s),
+                    "stopping": stopping,
+                    # A stopping worker hands back what it leased but has not started.
+                    "release": [batch["batch_id"] for batch in buffer] if stopping else [],
+                }
+                task, sent = self.client.call("POST", "next", request), len(acks)
+                if stopping:
+                    self._acked(acks, sent)
+                    print("stopping on request (SIGTERM)")
+                    return
+            self._acked(acks, sent)
             last_report = time.monotonic()
-            if stopping:
-                print("stopping on request (SIGTERM)")
-                return
             kind = task["task"]
             if kind == "exit":
+                if acks:  # batches that finished while the answer was on its way
+                    self.client.call("POST", "next", {"acks": acks, "want": 0})
+                    self._acked(acks, len(acks))
                 print(f"no more batches: {task.get('reason')}")
                 return
             if kind == "batches":
                 buffer.extend(self.trace.leased(task["batches"]))
-            elif kind == "wait":
+            elif kind == "wait" and not acks:  # with acks to send, send them first
                 time.sleep(task.get("delay_s", 0.2))
             elif kind == "on_job_complete":
                 self._run_hook(predictor, task["job_summary"])
+
+    def _acked(self, acks: list[dict[str, Any]], count: int) -> None:
+        """Drop the first ``count`` acks: the orchestrator has them."""
+        self.trace.acked(acks[:count])
+        del acks[:count]
 
     def _run_batch(self, predictor: Any, task: dict[str, Any]) -> dict[str, Any]:
         batch_id = task["batch_id"]
@@ -232,6 +253,35 @@ class _Heartbeat:
                 print(f"heartbeat failed: {e}", file=sys.stderr)
 
 
+class _Ahead:
+    """A lease request on its own thread, sent while the worker runs its last leased batch.
+
+    It shares the worker's client: the loop never calls the orchestrator while one is out.
+    """
+
+    def __init__(self, client: OrchestratorClient, body: dict[str, Any]) -> None:
+        self.acks = len(body["acks"])
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(client, body), name="lease-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def result(self) -> Any:
+        """Wait for the answer; raise what the call raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def _run(self, client: OrchestratorClient, body: dict[str, Any]) -> None:
+        try:
+            self._result = client.call("POST", "next", body)
+        except BaseException as e:  # handed to the loop by result()
+            self._error = e
+
+
 class _Pace:
     """The recent time per batch, to size lease requests."""
 
@@ -244,6 +294,10 @@ class _Pace:
             self._seconds = seconds
         else:
             self._seconds = 0.8 * self._seconds + 0.2 * seconds
+
+    def is_short(self) -> bool:
+        """Return whether batches are known to take under ``LEASE_AHEAD_BELOW_S``."""
+        return self._seconds is not None and self._seconds < LEASE_AHEAD_BELOW_S
 
     def batches_in(self, window_s: float) -> int:
         """Return how many batches fit in ``window_s`` at this pace (1 before any is known)."""

@@ -168,3 +168,32 @@ def test_next_refuses_malformed_requests_and_names_the_field(
     # None of that disturbed the job.
     server.http.delete(f"/{testbench}/{job_id}")
     assert server.wait(testbench, job_id)["status"] == "status_stopped"
+
+
+def test_a_stopped_job_of_short_batches_counts_every_batch_it_ran(
+    server: Server, testbench: str
+) -> None:
+    # 30 ms batches: the workers lease ahead while their last batch runs, so the stop
+    # lands with leases and acks in flight. Every batch that ran is counted, none is
+    # left leased, and the rest are still queued.
+    job_id = server.submit(
+        testbench,
+        {
+            "workers": 2,
+            "item_list": {"items": list(range(3000)), "batch_size": 1},
+            "config": {"sleep_s": 0.03},
+        },
+    )["job_id"]
+    server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 100)
+    assert server.http.delete(f"/{testbench}/{job_id}").status_code == 200
+    status = server.wait_for(
+        testbench,
+        job_id,
+        lambda s: not any(s["worker_stats"][k] for k in ("pending", "initializing", "running")),
+    )
+    assert status["status"] == "status_stopped"
+    metrics = status["batch_metrics"]
+    assert status["batches_in_flight"] == 0, status
+    assert status["batches_in_queue"] + metrics["succeeded"] == metrics["total"] == 3000
+    ran = re.findall(r"\bbatch \d+: 1 items$", server.logs(testbench, job_id), flags=re.MULTILINE)
+    assert len(ran) == metrics["succeeded"] == len(server.results(testbench, job_id))
