@@ -20,6 +20,11 @@ RETURNING id, idx, first_item, payload, attempts
 """
 
 
+# Batches a worker holds, by primary key: the "+" keeps SQLite off the (job, state) index,
+# which would walk every leased batch of the job instead.
+_HELD_BY_ID = "id IN ({marks}) AND +job_id = ? AND +state = 'leased' AND worker_id = ?"
+
+
 @dataclass(frozen=True)
 class Lease:
     """A batch handed to a worker until ``lease_expires``."""
@@ -55,9 +60,8 @@ def heartbeat(
         return 0
     marks = ",".join("?" * len(batch_ids))
     result = conn.exec_driver_sql(
-        "UPDATE batch SET lease_expires = ?"
-        f" WHERE job_id = ? AND state = 'leased' AND worker_id = ? AND id IN ({marks})",
-        (now + visibility_s, job_id, worker_id, *batch_ids),
+        f"UPDATE batch SET lease_expires = ? WHERE {_HELD_BY_ID.format(marks=marks)}",
+        (now + visibility_s, *batch_ids, job_id, worker_id),
     )
     return int(result.rowcount)
 
@@ -152,9 +156,14 @@ def release(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int])
     if not batch_ids:
         return 0
     marks = ",".join("?" * len(batch_ids))
-    return _requeue_leased(
-        conn, job_id, f"worker_id = ? AND id IN ({marks})", worker_id, *batch_ids
+    result = conn.exec_driver_sql(
+        "UPDATE batch SET state = 'queued', lease_expires = NULL"
+        f" WHERE {_HELD_BY_ID.format(marks=marks)}",
+        (*batch_ids, job_id, worker_id),
     )
+    if result.rowcount:
+        _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
+    return int(result.rowcount)
 
 
 def _requeue_leased(conn: Connection, job_id: str, condition: str, *values: object) -> int:

@@ -1,0 +1,91 @@
+"""Every statement on a job's hot path finds its batches through an index, never a scan.
+
+The per-batch work (lease, ack, retry, heartbeat, release, expiry, counts, fair share)
+runs through the real store on a real SQLite file holding a job of 20,000 batches; each
+statement SQLite saw is then explained. A full scan of ``batch``, or a lookup of known
+batch ids that does not go by primary key, makes a job's cost grow with its size.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import event
+
+from orchestrator import delivery, lifecycle, queue
+from orchestrator.models import Job, Worker
+from orchestrator.store import Store
+
+JOB, WORKER, BATCHES = "job-1", "job-1-w0", 20_000
+_BY_ID = re.compile(r"(?<![\w.])id (IN \(|= )")
+
+
+def _store_with_a_job(path: Path) -> Store:
+    store = Store(path)
+    with store.session() as session:
+        session.add(
+            Job(
+                job_id=JOB,
+                api_name="api",
+                api_id="a1",
+                api_spec={},
+                project_dir="/nowhere",
+                backend="process",
+                status="status_running",
+                workers=2,
+                batch_size=1,
+                config={},
+                source={},
+                retries=1,
+                created_time=0.0,
+            )
+        )
+        session.add(Worker(worker_id=WORKER, job_id=JOB, slot=0, state="running", created_time=0.0))
+        session.commit()
+    with store.write() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO batch (job_id, idx, first_item, size, payload, state, attempts, errors)"
+            " VALUES (?, ?, ?, 1, ?, 'queued', 0, 0)",
+            [(JOB, i, i, f"[{i}]") for i in range(BATCHES)],
+        )
+        conn.exec_driver_sql(
+            "UPDATE job SET total = ?, queued = ? WHERE job_id = ?", (BATCHES, BATCHES, JOB)
+        )
+    return store
+
+
+def _hot_path_statements(store: Store) -> list[str]:
+    """Run one round of the per-batch work; return the SQL SQLite executed, values inlined."""
+    seen: list[str] = []
+    store.engine.dispose()  # new connections from here on carry the trace
+    event.listen(store.engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(seen.append))
+    with store.write() as conn:
+        count = delivery._fair_share(conn, JOB, 50)
+        leases = queue.lease(conn, JOB, WORKER, 100.0, 30.0, count)
+        ids = [lease.batch_id for lease in leases]
+        queue.heartbeat(conn, JOB, WORKER, ids, 101.0, 30.0)
+        queue.ack_successes(conn, JOB, [queue.Success(i, 0.01, "[1]") for i in ids[:40]], now=102.0)
+        queue.ack_failure(conn, JOB, ids[40], WORKER, "ValueError: x", "tb", 1, 102.0)
+        queue.release(conn, JOB, WORKER, ids[41:45])
+        queue.expire_leases(conn, JOB, 200.0)
+        queue.release_worker(conn, JOB, WORKER)
+        lifecycle.read_counts(conn, JOB)
+    return [sql for sql in seen if re.search(r"\bbatch\b", sql)]
+
+
+def test_the_hot_path_never_scans_the_batch_table(tmp_path: Path) -> None:
+    db = tmp_path / "cortex.db"
+    statements = _hot_path_statements(_store_with_a_job(db))
+    assert len(statements) >= 8, statements
+    explain = sqlite3.connect(db)
+    try:
+        for sql in statements:
+            plan = [row[3] for row in explain.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert not any(step.startswith("SCAN batch") for step in plan), (sql, plan)
+            assert not any("TEMP B-TREE" in step for step in plan), (sql, plan)
+            if _BY_ID.search(sql):
+                assert any("INTEGER PRIMARY KEY" in step for step in plan), (sql, plan)
+    finally:
+        explain.close()
