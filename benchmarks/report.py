@@ -85,6 +85,7 @@ DESCRIPTIONS = [
     (r"submit_files_rss_mb", "delimited_files: orchestrator peak RSS (MiB)"),
     (r"scale_slope", "log-log slope of total time against batches"),
     (r"scale_rss_slope", "log-log slope of peak RSS against batches"),
+    (r"scale_top_slope", "log-log slope of total time between the two largest jobs"),
     (r"scale_(\w+)_s", "{0} no-op batches, 4 workers: submit to succeeded (s)"),
     (r"rss_(\w+)_mb", "{0} no-op batches: orchestrator peak RSS (MiB)"),
     (r"status_(p\d+)_ms", "GET job status under load, {0} (ms)"),
