@@ -94,8 +94,10 @@ class Worker:
 
         The worker asks for as many batches as fit in ``window_s`` at its recent
         pace (one while it has no pace yet), so fast batches cost one round trip per
-        many and slow ones one each. Acks ride on the next lease request, or go alone
-        when ``ACK_EVERY_S`` has passed, so progress is never older than that.
+        many and slow ones one each. Batches under ``LEASE_AHEAD_BELOW_S`` have the next
+        lease requested (on a thread) while the last one runs. Acks ride on the next lease
+        request, or go alone when ``ACK_EVERY_S`` has passed, so progress is never older
+        than that.
         A batch stays in ``buffer`` while it runs and in ``acks`` until acknowledged:
         the heartbeat extends the leases of both.
         """
