@@ -25,6 +25,10 @@ EXIT_OK, EXIT_FAILED, EXIT_LOAD_ERROR = 0, 1, 2
 MAX_PREFETCH = 256
 #: Finished batches are acknowledged at least this often, even mid-way through a lease.
 ACK_EVERY_S = 1.0
+#: One batch's result may be at most this much JSON (the orchestrator takes 64 MiB a request) ...
+MAX_RESULT_BYTES = 32 << 20
+#: ... and acks go out before the results they carry pass this.
+ACK_MAX_BYTES = 16 << 20
 #: Batches shorter than this have the next lease requested while the last one runs. Longer
 #: ones do not: a round trip is nothing next to them, and a batch leased early could sit
 #: behind a long one while another worker idles at the end of the job.
@@ -104,18 +108,23 @@ class Worker:
         pace = _Pace()
         last_report = time.monotonic()
         ahead: _Ahead | None = None
+        sizes: list[int] = []  # the JSON size of each result in acks
         while True:
             if ahead is None and len(buffer) == 1 and not self.stopping and pace.is_short():
                 # Short batches: ask for the next lease while the last one runs, so the
                 # round trip costs no predict time.
                 want = pace.batches_in(window_s)
                 ahead = _Ahead(self.client, {"acks": list(acks), "want": want})
-            due = ahead is None and acks and time.monotonic() - last_report >= ACK_EVERY_S
+            due = ahead is None and (
+                (acks and time.monotonic() - last_report >= ACK_EVERY_S)
+                or sum(sizes) >= ACK_MAX_BYTES
+            )
             if buffer and not due and not self.stopping:
-                ack = self._run_batch(predictor, buffer[0])
+                ack, size = self._run_batch(predictor, buffer[0])
                 acks.append(ack)
                 buffer.popleft()
                 pace.record(ack["duration"])
+                sizes.append(size)
                 continue
             if ahead is not None:
                 task, sent, ahead = ahead.result(), ahead.acks, None
@@ -134,6 +143,7 @@ class Worker:
                     print("stopping on request (SIGTERM)")
                     return
             self._acked(acks, sent)
+            del sizes[:sent]
             last_report = time.monotonic()
             kind = task["task"]
             if kind == "exit":
@@ -154,7 +164,8 @@ class Worker:
         self.trace.acked(acks[:count])
         del acks[:count]
 
-    def _run_batch(self, predictor: Any, task: dict[str, Any]) -> dict[str, Any]:
+    def _run_batch(self, predictor: Any, task: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Run ``predict`` on one batch; return its ack and the size of its result's JSON."""
         batch_id = task["batch_id"]
         self.batch_index = task["index"]
         started = time.perf_counter()
@@ -164,12 +175,23 @@ class Worker:
             result = call_by_name(
                 predictor.predict, {"payload": task["payload"], "batch_id": str(task["index"])}
             )
-            encoded = None if result is None else json.loads(json.dumps(result, default=_plain))
+            encoded, size = None, 0
+            if result is not None:
+                text = json.dumps(result, default=_plain)
+                size = len(text)
+                if size > MAX_RESULT_BYTES:
+                    raise ResultTooLarge(
+                        f"predict returned {size / 2**20:.1f} MiB of JSON for this batch, over the"
+                        f" {MAX_RESULT_BYTES >> 20} MiB limit per batch: return less per batch"
+                        " (a smaller batch_size), or write large outputs to files and return"
+                        " their paths"
+                    )
+                encoded = json.loads(text)
             return {
                 "batch_id": batch_id,
                 "duration": time.perf_counter() - started,
                 "result": encoded,
-            }
+            }, size
         except Exception as e:
             print(f"predict raised {type(e).__name__}: {e} (attempt {task.get('attempt')})")
             return {
@@ -177,7 +199,7 @@ class Worker:
                 "duration": time.perf_counter() - started,
                 "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(),
-            }
+            }, 0
         finally:
             self.trace.finished(task)
             self.batch_index = None
@@ -253,6 +275,10 @@ class _Heartbeat:
                 self._client.call("POST", "heartbeat", {"batch_ids": held})
             except WorkerError as e:
                 print(f"heartbeat failed: {e}", file=sys.stderr)
+
+
+class ResultTooLarge(Exception):
+    """A batch's result is too large to send to the orchestrator; the batch fails."""
 
 
 class _Ahead:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST, SAMPLES, Server
+from conftest import FAST, SAMPLES, Server, make_project
 
 
 @pytest.fixture
@@ -197,3 +197,45 @@ def test_a_stopped_job_of_short_batches_counts_every_batch_it_ran(
     assert status["batches_in_queue"] + metrics["succeeded"] == metrics["total"] == 3000
     ran = re.findall(r"\bbatch \d+: 1 items$", server.logs(testbench, job_id), flags=re.MULTILINE)
     assert len(ran) == metrics["succeeded"] == len(server.results(testbench, job_id))
+
+
+BIG_RESULTS = """\
+class PythonPredictor:
+    def __init__(self, config):
+        self.mib = config["mib"]
+
+    def predict(self, payload):
+        return ["x" * (self.mib.get(str(item), 0) << 20) for item in payload]
+"""
+
+
+def test_results_too_big_to_send_fail_their_batch_and_large_ones_are_sent_in_parts(
+    server: Server, tmp_path: Path
+) -> None:
+    # Item 7's result (40 MiB of JSON) is over the 32 MiB limit per batch: that batch fails
+    # with the reason, and the job goes on. The others return 6 MiB each, instantly: one
+    # worker leases them all at once, and its acks go out in parts under the orchestrator's
+    # 64 MiB request limit instead of in one refused request.
+    mib = {str(item): 6 for item in range(12)} | {"7": 40}
+    server.deploy(make_project(tmp_path, "big-results", BIG_RESULTS))
+    job_id = server.submit(
+        "big-results",
+        {
+            "workers": 1,
+            "item_list": {"items": list(range(12)), "batch_size": 1},
+            "config": {"mib": mib},
+            "retries": 0,
+        },
+    )["job_id"]
+    status = server.wait("big-results", job_id, timeout=120)
+    assert status["status"] == "status_completed_with_failures", status
+    assert status["batch_metrics"] == {**status["batch_metrics"], "succeeded": 11, "failed": 1}
+    [failed] = server.failed("big-results", job_id)
+    assert failed["batch_index"] == 7
+    assert "40.0 MiB of JSON for this batch, over the 32 MiB limit" in failed["error"]
+    server.wait_for("big-results", job_id, lambda s: s["worker_stats"]["succeeded"] == 1)
+    [worker] = server.workers("big-results", job_id)
+    assert (worker["state"], worker["exit_code"]) == ("succeeded", 0), worker
+    results = server.results("big-results", job_id)
+    assert [r["item_index"] for r in results] == [i for i in range(12) if i != 7]
+    assert [len(r["result"]) for r in results] == [6 << 20] * 11
