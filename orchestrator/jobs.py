@@ -140,10 +140,10 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
         source = source_from_spec(json.loads(spec))
         chunk: list[tuple[str, int, int, int, str]] = []
         index = 0
-        for batch in source.batches():
+        for size, payload in source.encoded_batches():
             if index >= done:
-                chunk.append((job_id, index, first_item, len(batch), json.dumps(batch)))
-                first_item += len(batch)
+                chunk.append((job_id, index, first_item, size, payload))
+                first_item += size
             index += 1
             if len(chunk) >= ENQUEUE_CHUNK:
                 if not _write_chunk(ctx, job_id, chunk):

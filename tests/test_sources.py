@@ -343,7 +343,11 @@ def test_an_invalid_json_line_names_the_file_and_line(tmp_path: Path) -> None:
     [
         (b"", "invalid JSON (Expecting value)"),
         (b"[1, 2", "invalid JSON (Expecting ',' delimiter)"),
-        (b'"\xff\xfe\xfa"', "invalid JSON ("),
+        # Two values on one line are two items in disguise: refused, never spliced in.
+        (b"1, 2", "invalid JSON (Extra data after the first value)"),
+        (b'{"a": 1} {"b": 2}', "invalid JSON (Extra data after the first value)"),
+        (b"[1", "invalid JSON (Expecting ',' delimiter)"),
+        (b'"\xff\xfe\xfa"', "invalid JSON (the line is not UTF-8: invalid start byte)"),
         (b'"' + b"x" * (MAX_ITEM_BYTES - 1) + b'"', "item is 262145 bytes, larger than the"),
         # "é" is 2 bytes in the file but encodes as 6: 110,002 bytes of line, 300,002 of item
         (('"' + "é" * 50_000 + '"').encode(), "item is 300002 bytes, larger than the 262144-byte"),
@@ -363,6 +367,28 @@ def test_a_bad_line_is_refused_naming_the_file_and_line(
         all_batches(source)
 
     assert caught.value.message.startswith(f"delimited_files: {path} line 2: {problem}")
+
+
+def test_lines_are_stored_as_written_and_read_back_as_their_items(tmp_path: Path) -> None:
+    lines = [
+        '\ufeff{"first": true}',  # a byte order mark on the first line
+        '  {"spaced" : [1, 2.50, 1e3]}\t',
+        '"naïve café ✓"',
+        "NaN",
+        "null",
+    ]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    source = parse_source({"delimited_files": {"paths": [str(path)], "batch_size": 2}})
+
+    encoded = list(source.encoded_batches())
+
+    assert [size for size, _ in encoded] == [2, 2, 1]
+    assert encoded[1][1] == '["naïve café ✓",NaN]'
+    items = [item for _, text in encoded for item in json.loads(text)]
+    expected = [json.loads(line.lstrip("\ufeff")) for line in lines]
+    assert json.dumps(items) == json.dumps(expected)
+    assert all_batches(source) == [json.loads(text) for _, text in encoded]
 
 
 def test_an_item_at_the_limit_in_a_file_is_accepted(tmp_path: Path) -> None:
