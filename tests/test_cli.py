@@ -299,7 +299,10 @@ def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 30
         while not (home / "server.json").exists():
-            assert serve.poll() is None and time.monotonic() < deadline
+            if serve.poll() is not None or time.monotonic() > deadline:
+                serve.kill()
+                _, err = serve.communicate()
+                raise AssertionError(f"serve exited {serve.returncode} or stalled: {err}")
             time.sleep(0.1)
         record = json.loads((home / "server.json").read_text())
         assert record["url"] == f"http://127.0.0.1:{port}"
@@ -308,7 +311,6 @@ def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGINT)
         serve.wait(20)
     assert serve.stderr is not None
-    assert serve.stderr.readline().startswith(
-        f"serving the orchestrator at http://127.0.0.1:{port}"
-    )
+    err = serve.stderr.read()
     serve.stderr.close()
+    assert err.startswith(f"serving the orchestrator at http://127.0.0.1:{port}"), err
