@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_apis"
 TERMINAL = {status.value for status in JobStatus if status.is_terminal}
 # Quick delivery timings so fault tests finish in seconds.
+LIVE_WORKER_STATES = ("pending", "initializing", "running")
 FAST = {
     "visibility_timeout_s": "3",
     "heartbeat_interval_s": "1",
@@ -190,6 +191,15 @@ class Server:
                 raise AssertionError(f"condition not met after {timeout}s: {status}")
             time.sleep(0.1)
 
+    def wait_workers_gone(self, api: str, job_id: str, timeout: float = 20) -> dict[str, Any]:
+        """Wait until none of a job's workers is pending, initializing or running."""
+        return self.wait_for(
+            api,
+            job_id,
+            lambda s: not any(s["worker_stats"][state] for state in LIVE_WORKER_STATES),
+            timeout,
+        )
+
     def logs(self, api: str, job_id: str) -> str:
         return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/logs").text
 
@@ -202,6 +212,13 @@ class Server:
 
     def workers(self, api: str, job_id: str) -> list[dict[str, Any]]:
         return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/workers").json()["workers"]  # type: ignore[no-any-return]
+
+
+def items_job(
+    items: list[Any], batch_size: int = 1, workers: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """Return a submission body with an ``item_list`` source."""
+    return {"workers": workers, "item_list": {"items": items, "batch_size": batch_size}, **extra}
 
 
 def _alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import dockerkit
 import pytest
-from conftest import ROOT, SAMPLES, Server, backend_settings, make_project
+from conftest import ROOT, SAMPLES, Server, backend_settings, items_job, make_project
 
 pytestmark = pytest.mark.docker
 
@@ -47,10 +47,6 @@ def docker_server(tmp_path: Path) -> Iterator[Server]:
     yield srv
     left = srv.cleanup()
     assert not left, f"containers left behind: {left}"
-
-
-def items_job(items: list[Any], batch_size: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"item_list": {"items": items, "batch_size": batch_size}, **extra}
 
 
 def wait_containers(server: Server, count: int, timeout: float = 30) -> list[dict[str, Any]]:

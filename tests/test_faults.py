@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from conftest import FAST, Server, make_project
 
-LIVE_STATS = ("pending", "initializing", "running")
 ACTIVE = ("status_enqueuing", "status_running")
 
 EXITS_IN_PREDICT = """\
@@ -68,13 +67,6 @@ def _wait_gone(pids: list[int], timeout: float) -> float:
             raise AssertionError(f"processes {alive} still run after {timeout}s")
         time.sleep(0.05)
     return time.monotonic() - started
-
-
-def _settled(server: Server, api: str, job_id: str, timeout: float = 20) -> dict[str, Any]:
-    """Wait until the job has no live worker left; return its status."""
-    return server.wait_for(
-        api, job_id, lambda s: not any(s["worker_stats"][k] for k in LIVE_STATS), timeout
-    )
 
 
 def _pid(worker: dict[str, Any]) -> int:
@@ -132,7 +124,7 @@ def test_worker_killed_mid_batch_is_replaced_and_its_batch_redelivered(
     assert status["batch_metrics"]["failed"] == 0
     _assert_each_item_once(server, testbench, job_id, items)
 
-    status = _settled(server, testbench, job_id)
+    status = server.wait_workers_gone(testbench, job_id)
     assert status["worker_stats"]["failed"] == 1
     assert status["worker_stats"]["succeeded"] == 2
     workers = {w["worker"]: w for w in server.workers(testbench, job_id)}
@@ -190,7 +182,7 @@ def test_orchestrator_killed_mid_job_recovers_its_workers(
     _assert_each_item_once(server, testbench, job_id, items)
     assert marker.read_text().splitlines() == [f"{job_id} 30 0 30"]
 
-    status = _settled(server, testbench, job_id)
+    status = server.wait_workers_gone(testbench, job_id)
     workers = {w["worker"]: w for w in server.workers(testbench, job_id)}
     if worker_dies_meanwhile:
         assert workers[victim["worker"]]["state"] == "failed"
@@ -300,7 +292,7 @@ def test_stop_kills_a_worker_that_ignores_sigterm(server: Server, tmp_path: Path
     took = _wait_gone([_pid(worker)], timeout=grace + 3)
     assert took >= grace - 0.5, f"the worker ignores SIGTERM, yet it was gone after {took:.1f}s"
 
-    status = _settled(server, "stubborn", job_id)
+    status = server.wait_workers_gone("stubborn", job_id)
     assert status["status"] == "status_stopped"
     assert status["batch_metrics"]["succeeded"] == 0
     [worker] = server.workers("stubborn", job_id)
@@ -332,7 +324,7 @@ def test_stop_lets_a_worker_finish_its_batch_and_keeps_the_result(
     assert r.status_code == 200, r.text
     _wait_gone([_pid(worker)], timeout=float(FAST["stop_grace_s"]) + 3)
 
-    status = _settled(server, testbench, job_id)
+    status = server.wait_workers_gone(testbench, job_id)
     assert status["status"] == "status_stopped"
     # The batch in flight at the stop finished and counts; no other batch was started.
     assert status["batch_metrics"]["succeeded"] == 1
@@ -407,6 +399,6 @@ def test_two_jobs_on_one_api_at_once_keep_exact_counts(server: Server, testbench
     # The two jobs really ran at the same time (the timestamps share one format).
     assert max(s["start_time"] for s in ended) < min(s["end_time"] for s in ended)
     for job_id in jobs:
-        status = _settled(server, testbench, job_id)
+        status = server.wait_workers_gone(testbench, job_id)
         assert status["worker_stats"]["failed"] == 0
         assert len(server.workers(testbench, job_id)) == 4

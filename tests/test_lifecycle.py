@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, Server, make_project
+from conftest import SAMPLES, Server, items_job, make_project
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-LIVE_WORKER_STATES = ("pending", "initializing", "running")
 
 ECHO_CONFIG = """
 class PythonPredictor:
@@ -33,26 +32,11 @@ class PythonPredictor:
 """
 
 
-def items_job(items: list[Any], batch_size: int, workers: int = 1, **extra: Any) -> dict[str, Any]:
-    """Return a submission body with an ``item_list`` source."""
-    return {"workers": workers, "item_list": {"items": items, "batch_size": batch_size}, **extra}
-
-
 def write_jsonl(path: Path, lines: list[str]) -> Path:
     """Write raw lines (each one an item's JSON, or deliberately not) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(line + "\n" for line in lines))
     return path
-
-
-def wait_workers_gone(server: Server, api: str, job_id: str, timeout: float = 10) -> dict[str, Any]:
-    """Wait until none of a job's workers is pending, initializing or running."""
-    return server.wait_for(
-        api,
-        job_id,
-        lambda s: all(s["worker_stats"][key] == 0 for key in LIVE_WORKER_STATES),
-        timeout=timeout,
-    )
 
 
 def result_items(server: Server, api: str, job_id: str) -> list[Any]:
@@ -199,7 +183,7 @@ def test_on_job_complete_runs_exactly_once_with_many_workers(
     )
 
     status = server.wait(testbench, job["job_id"])
-    wait_workers_gone(server, testbench, job["job_id"])
+    server.wait_workers_gone(testbench, job["job_id"])
 
     assert status["status"] == "status_succeeded", status
     assert marker.read_text().splitlines() == [f"{job['job_id']} 12 0 12"]
@@ -215,7 +199,7 @@ def test_on_job_complete_failure_completes_the_job_with_failures(
     )
 
     status = server.wait(testbench, job["job_id"])
-    wait_workers_gone(server, testbench, job["job_id"])
+    server.wait_workers_gone(testbench, job["job_id"])
 
     assert status["status"] == "status_completed_with_failures", status
     assert "on_job_complete" in status["message"]
@@ -439,7 +423,7 @@ def test_timed_out_job_ends_and_its_workers_stop(server: Server, testbench: str)
     assert status["status"] == "status_timed_out", status
     assert "timeout of 1s" in status["message"]
     assert "end_time" in status
-    wait_workers_gone(server, testbench, job["job_id"])
+    server.wait_workers_gone(testbench, job["job_id"])
     assert server.status(testbench, job["job_id"])["status"] == "status_timed_out"
 
 
@@ -480,7 +464,7 @@ def test_stopped_job_stays_stopped_and_keeps_its_results(server: Server, testben
     while time.monotonic() < deadline:  # terminal statuses stick
         assert server.status(testbench, job_id)["status"] == "status_stopped"
         time.sleep(0.2)
-    status = wait_workers_gone(server, testbench, job_id)
+    status = server.wait_workers_gone(testbench, job_id)
     assert status["status"] == "status_stopped"
     assert status["message"] == "stopped by request"
     assert "end_time" in status
@@ -539,7 +523,7 @@ def test_a_large_job_is_answered_while_still_enqueuing(server: Server, testbench
     server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] > 0, timeout=20)
 
     assert server.http.delete(f"/{testbench}/{job_id}").status_code == 200
-    assert wait_workers_gone(server, testbench, job_id)["status"] == "status_stopped"
+    assert server.wait_workers_gone(testbench, job_id)["status"] == "status_stopped"
 
 
 @pytest.mark.slow
@@ -629,7 +613,7 @@ def test_two_jobs_on_one_api_run_at_once_without_counting_a_batch_twice(
         results = server.results(testbench, job["job_id"])
         assert [r["item_index"] for r in results] == list(range(40))
         assert [r["result"]["item"] for r in results] == items
-        stats = wait_workers_gone(server, testbench, job["job_id"])["worker_stats"]
+        stats = server.wait_workers_gone(testbench, job["job_id"])["worker_stats"]
         assert stats["succeeded"] == 4
         assert stats["failed"] == 0
     assert ended[1]["start_time"] < ended[0]["end_time"]  # they did run at the same time

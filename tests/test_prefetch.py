@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST, SAMPLES, Server, make_project
+from conftest import FAST, SAMPLES, Server, items_job, make_project
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_fast_batches_spread_over_every_worker(wide: Server) -> None:
     items = list(range(200))
     job_id = wide.submit(
         "testbench",
-        {"workers": 4, "item_list": {"items": items, "batch_size": 1}, "config": {"sleep_s": 0.02}},
+        items_job(items, workers=4, config={"sleep_s": 0.02}),
     )["job_id"]
     status = wide.wait("testbench", job_id)
     assert status["status"] == "status_succeeded", status
@@ -67,11 +67,7 @@ def test_heartbeats_keep_prefetched_batches_leased(wide: Server) -> None:
     items = list(range(14))
     job_id = wide.submit(
         "testbench",
-        {
-            "workers": 2,
-            "item_list": {"items": items, "batch_size": 1},
-            "config": {"sleep_s": 0.6, "print_each": True},
-        },
+        items_job(items, workers=2, config={"sleep_s": 0.6, "print_each": True}),
     )["job_id"]
     status = wide.wait("testbench", job_id)
     assert status["status"] == "status_succeeded", status
@@ -86,11 +82,7 @@ def test_a_stopping_worker_hands_back_the_batches_it_did_not_start(
     items = list(range(30))
     job_id = server.submit(
         testbench,
-        {
-            "workers": 2,
-            "item_list": {"items": items, "batch_size": 1},
-            "config": {"sleep_s": 0.2, "print_each": True},
-        },
+        items_job(items, workers=2, config={"sleep_s": 0.2, "print_each": True}),
     )["job_id"]
     # Once both run at their pace, each holds a prefetch of several batches.
     server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 6)
@@ -116,11 +108,7 @@ def test_progress_is_reported_while_a_prefetch_is_worked_through(wide: Server) -
     # acks go out at least every second, so the job's numbers keep moving.
     job_id = wide.submit(
         "testbench",
-        {
-            "workers": 1,
-            "item_list": {"items": list(range(24)), "batch_size": 1},
-            "config": {"sleep_s": 0.25},
-        },
+        items_job(list(range(24)), workers=1, config={"sleep_s": 0.25}),
     )["job_id"]
     seen: list[tuple[float, int]] = []
     deadline = time.monotonic() + 60
@@ -142,11 +130,7 @@ def test_next_refuses_malformed_requests_and_names_the_field(
 ) -> None:
     job_id = server.submit(
         testbench,
-        {
-            "workers": 1,
-            "item_list": {"items": list(range(50)), "batch_size": 1},
-            "config": {"sleep_s": 0.2},
-        },
+        items_job(list(range(50)), workers=1, config={"sleep_s": 0.2}),
     )["job_id"]
     server.wait_for(testbench, job_id, lambda s: s["worker_stats"]["running"] == 1)
     [worker] = server.workers(testbench, job_id)
@@ -178,19 +162,11 @@ def test_a_stopped_job_of_short_batches_counts_every_batch_it_ran(
     # left leased, and the rest are still queued.
     job_id = server.submit(
         testbench,
-        {
-            "workers": 2,
-            "item_list": {"items": list(range(3000)), "batch_size": 1},
-            "config": {"sleep_s": 0.03},
-        },
+        items_job(list(range(3000)), workers=2, config={"sleep_s": 0.03}),
     )["job_id"]
     server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 100)
     assert server.http.delete(f"/{testbench}/{job_id}").status_code == 200
-    status = server.wait_for(
-        testbench,
-        job_id,
-        lambda s: not any(s["worker_stats"][k] for k in ("pending", "initializing", "running")),
-    )
+    status = server.wait_workers_gone(testbench, job_id)
     assert status["status"] == "status_stopped"
     metrics = status["batch_metrics"]
     assert status["batches_in_flight"] == 0, status
@@ -220,12 +196,7 @@ def test_results_too_big_to_send_fail_their_batch_and_large_ones_are_sent_in_par
     server.deploy(make_project(tmp_path, "big-results", BIG_RESULTS))
     job_id = server.submit(
         "big-results",
-        {
-            "workers": 1,
-            "item_list": {"items": list(range(12)), "batch_size": 1},
-            "config": {"mib": mib},
-            "retries": 0,
-        },
+        items_job(list(range(12)), workers=1, config={"mib": mib}, retries=0),
     )["job_id"]
     status = server.wait("big-results", job_id, timeout=120)
     assert status["status"] == "status_completed_with_failures", status
