@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
@@ -21,9 +21,10 @@ from orchestrator.workers import short_name
 #: Reported by the runtime when the predictor cannot even be loaded: retrying is pointless.
 FATAL_REASONS = ("load_error",)
 _REPORTABLE = ("initializing", "running", "failed", "done")
-#: The most batches one lease request may ask for, and acks one request may carry.
+#: The most batches one lease request may ask for ...
 MAX_LEASE = 1000
-_MAX_ACKS = 10_000
+#: ... and the most acks or batch ids one request may carry.
+_MAX_LIST = 10_000
 
 
 def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
@@ -82,10 +83,8 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
     still hold the last batches; ``on_job_complete`` for exactly one worker once
     every batch has finished; ``exit`` when there is nothing more for this worker.
     """
-    acks = _list(body, "acks", _MAX_ACKS)
-    release = _list(body, "release", _MAX_ACKS)
-    if not all(isinstance(b, int) and not isinstance(b, bool) for b in release):
-        raise InvalidRequest("release: must be a list of batch ids")
+    acks = _list(body, "acks")
+    release = _batch_ids(body, "release")
     want = body.get("want", 1)
     if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
         raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
@@ -165,9 +164,7 @@ def report_hook(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str,
 
 def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Extend the leases the worker says it holds; tell it whether its job goes on."""
-    batch_ids = _list(body, "batch_ids", _MAX_ACKS)
-    if not all(isinstance(b, int) and not isinstance(b, bool) for b in batch_ids):
-        raise InvalidRequest("batch_ids: must be a list of batch ids")
+    batch_ids = _batch_ids(body, "batch_ids")
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
@@ -205,10 +202,10 @@ def _take_acks(
     successes: list[queue.Success] = []
     for position, ack in enumerate(acks):
         where = f"acks[{position}]"
-        if not isinstance(ack, dict) or isinstance(ack.get("batch_id"), bool):
+        if not isinstance(ack, dict):
             raise InvalidRequest(f"{where}: must be an object with an integer batch_id")
         batch_id = ack.get("batch_id")
-        if not isinstance(batch_id, int):
+        if not _is_int(batch_id):
             raise InvalidRequest(f"{where}.batch_id: must be an integer")
         duration = ack.get("duration") or 0.0
         if isinstance(duration, bool) or not isinstance(duration, int | float):
@@ -243,13 +240,24 @@ def _fair_share(conn: Connection, job_id: str, want: int) -> int:
     return max(1, min(want, math.ceil(int(queued) / max(1, int(workers)))))
 
 
-def _list(body: dict[str, Any], key: str, limit: int) -> list[Any]:
+def _list(body: dict[str, Any], key: str) -> list[Any]:
     value = body.get(key) or []
     if not isinstance(value, list):
         raise InvalidRequest(f"{key}: must be a list")
-    if len(value) > limit:
-        raise InvalidRequest(f"{key}: at most {limit} entries per request, got {len(value)}")
+    if len(value) > _MAX_LIST:
+        raise InvalidRequest(f"{key}: at most {_MAX_LIST} entries per request, got {len(value)}")
     return value
+
+
+def _batch_ids(body: dict[str, Any], key: str) -> list[int]:
+    ids = _list(body, key)
+    if not all(_is_int(b) for b in ids):
+        raise InvalidRequest(f"{key}: must be a list of batch ids")
+    return ids
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _worker_job(conn: Connection, worker_id: str) -> str:

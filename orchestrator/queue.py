@@ -20,6 +20,8 @@ RETURNING id, idx, first_item, payload, attempts
 """
 
 
+# A job's leased batches, through the (job, state) index.
+_LEASED_OF_JOB = "job_id = ? AND state = 'leased'"
 # Batches a worker holds, by primary key: the "+" keeps SQLite off the (job, state) index,
 # which would walk every leased batch of the job instead.
 _HELD_BY_ID = "id IN ({marks}) AND +job_id = ? AND +state = 'leased' AND worker_id = ?"
@@ -119,7 +121,7 @@ def ack_failure(
 
     Returns the batch's new state, or None if it had already finished.
     """
-    previous = _open_state(conn, job_id, batch_id)
+    previous = _open_states(conn, job_id, [batch_id]).get(batch_id)
     if previous is None:
         return None
     errors = conn.exec_driver_sql(
@@ -143,12 +145,12 @@ def ack_failure(
 
 def expire_leases(conn: Connection, job_id: str, now: float) -> int:
     """Put back every batch whose lease ran out; return how many."""
-    return _requeue_leased(conn, job_id, "lease_expires < ?", now)
+    return _requeue(conn, job_id, f"{_LEASED_OF_JOB} AND lease_expires < ?", (job_id, now))
 
 
 def release_worker(conn: Connection, job_id: str, worker_id: str) -> int:
     """Put back every batch a dead worker held, without waiting for its leases to expire."""
-    return _requeue_leased(conn, job_id, "worker_id = ?", worker_id)
+    return _requeue(conn, job_id, f"{_LEASED_OF_JOB} AND worker_id = ?", (job_id, worker_id))
 
 
 def release(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int]) -> int:
@@ -156,32 +158,17 @@ def release(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int])
     if not batch_ids:
         return 0
     marks = ",".join("?" * len(batch_ids))
+    return _requeue(conn, job_id, _HELD_BY_ID.format(marks=marks), (*batch_ids, job_id, worker_id))
+
+
+def _requeue(conn: Connection, job_id: str, where: str, params: tuple[object, ...]) -> int:
+    """Put the leased batches matching ``where`` back in the queue; return how many."""
     result = conn.exec_driver_sql(
-        "UPDATE batch SET state = 'queued', lease_expires = NULL"
-        f" WHERE {_HELD_BY_ID.format(marks=marks)}",
-        (*batch_ids, job_id, worker_id),
+        f"UPDATE batch SET state = 'queued', lease_expires = NULL WHERE {where}", params
     )
     if result.rowcount:
         _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
     return int(result.rowcount)
-
-
-def _requeue_leased(conn: Connection, job_id: str, condition: str, *values: object) -> int:
-    result = conn.exec_driver_sql(
-        "UPDATE batch SET state = 'queued', lease_expires = NULL"
-        f" WHERE job_id = ? AND state = 'leased' AND {condition}",
-        (job_id, *values),
-    )
-    if result.rowcount:
-        _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
-    return int(result.rowcount)
-
-
-def _open_state(conn: Connection, job_id: str, batch_id: int) -> str | None:
-    state = conn.exec_driver_sql(
-        "SELECT state FROM batch WHERE id = ? AND job_id = ?", (batch_id, job_id)
-    ).scalar()
-    return str(state) if state in (BatchState.QUEUED, BatchState.LEASED) else None
 
 
 def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
