@@ -127,7 +127,7 @@ class Worker:
                 sizes.append(size)
                 continue
             if ahead is not None:
-                task, sent, ahead = ahead.result(), ahead.acks, None
+                task, sent, ahead, stopping = ahead.result(), ahead.acks, None, False
             else:
                 stopping = self.stopping
                 request = {
@@ -138,13 +138,12 @@ class Worker:
                     "release": [batch["batch_id"] for batch in buffer] if stopping else [],
                 }
                 task, sent = self.client.call("POST", "next", request), len(acks)
-                if stopping:
-                    self._acked(acks, sent)
-                    print("stopping on request (SIGTERM)")
-                    return
             self._acked(acks, sent)
             del sizes[:sent]
             last_report = time.monotonic()
+            if stopping:
+                print("stopping on request (SIGTERM)")
+                return
             kind = task["task"]
             if kind == "exit":
                 if acks:  # batches that finished while the answer was on its way
