@@ -109,6 +109,12 @@ class Orchestrator:
         """Return the orchestrator's resident memory and its peak so far, in MiB."""
         return memory_mb(self.pid)
 
+    def client(self, timeout: float) -> httpx.Client:
+        """Return a new client of this server (sending its token, if any), e.g. for a thread."""
+        token = home_token(self.home)
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
     def deploy(self, project_dir: Path = BENCH_API) -> str:
         """Deploy the project's (single) API and return its name."""
         answer = self._ok(self.http.post("/_cortex/apis", json={"project_dir": str(project_dir)}))
@@ -292,12 +298,26 @@ def orchestrator(*, trace: bool = False, settings: Sequence[str] = ()) -> Iterat
             log.close()
 
 
+def home_token(home: Path) -> str | None:
+    """Return the API token the orchestrator of ``home`` wrote (``HOME/token``), if any."""
+    try:
+        return (home / "token").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _wait_healthy(server: Orchestrator, log_path: Path, timeout_s: float = 30.0) -> None:
-    """Wait until the server answers its health check; fail with its log if it dies."""
+    """Wait until the server answers its health check; fail with its log if it dies.
+
+    Once the server has written its token, every request of ``server.http`` sends it.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise RuntimeError(f"the orchestrator exited at start:\n{log_path.read_text()[-3000:]}")
+        token = home_token(server.home)
+        if token is not None:
+            server.http.headers["Authorization"] = f"Bearer {token}"
         with contextlib.suppress(httpx.TransportError):
             if server.http.get("/_cortex/health", timeout=2).status_code == 200:
                 return

@@ -7,7 +7,7 @@ error statuses become ``CortexTuiError`` subclasses with a message fit for a use
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +25,24 @@ SLOW_TIMEOUT = 30 * 60.0
 _CONNECT_TIMEOUT = 5.0
 
 
+class BearerToken(httpx.Auth):
+    """Sends ``Authorization: Bearer <token>``, the token looked up at each request.
+
+    The embedded orchestrator writes its token when it first starts, which may be after
+    the client was made: a token source that reads it lazily picks it up.
+    """
+
+    def __init__(self, token: str | Callable[[], str | None] | None) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the header when there is a token."""
+        token = self._token() if callable(self._token) else self._token
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 class CortexClient:
     """A small synchronous client for one orchestrator.
 
@@ -33,6 +51,7 @@ class CortexClient:
         timeout: Seconds to wait for a response (streams that follow a job wait forever).
         transport: An httpx transport to use instead of the network (tests, proxies).
         async_transport: The same for the async streams (``stream_logs``).
+        token: The orchestrator's token, or a function that returns it when asked.
     """
 
     def __init__(
@@ -41,11 +60,14 @@ class CortexClient:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        token: str | Callable[[], str | None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._async_transport = async_transport
+        self._auth = BearerToken(token)
         self._http = httpx.Client(
             base_url=self.base_url,
+            auth=self._auth,
             timeout=httpx.Timeout(timeout, connect=_CONNECT_TIMEOUT),
             transport=transport,
             # Certificates only matter for https (redirects are not followed), and loading
@@ -144,6 +166,7 @@ class CortexClient:
             params["worker"] = worker
         async with httpx.AsyncClient(
             base_url=self.base_url,
+            auth=self._auth,
             timeout=httpx.Timeout(None, connect=_CONNECT_TIMEOUT),
             transport=self._async_transport,
             verify=self.base_url.startswith("https://"),

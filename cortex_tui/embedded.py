@@ -51,6 +51,41 @@ def resolve_url(flag: str | None) -> str:
     return url.rstrip("/")
 
 
+def token_source(url: str, home: Path) -> Callable[[], str | None]:
+    """Return where a client finds its token: ``CORTEX_TUI_TOKEN``, else ``HOME/token``.
+
+    The home's token is sent only to a loopback URL: a server elsewhere has its own, which
+    ``CORTEX_TUI_TOKEN`` supplies.
+    """
+    local = is_loopback_url(url)
+
+    def token() -> str | None:
+        if given := os.environ.get("CORTEX_TUI_TOKEN", "").strip():
+            return given
+        return read_token(home) if local else None
+
+    return token
+
+
+def read_token(home: Path) -> str | None:
+    """Return the token in ``HOME/token``, or None when there is none (yet)."""
+    try:
+        return (home / "token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Return whether ``url`` names a loopback host."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def home_dir() -> Path:
     """Return ``CORTEX_TUI_HOME`` or ``~/.cortex-tui``."""
     return Path(os.environ.get("CORTEX_TUI_HOME") or Path.home() / ".cortex-tui").expanduser()

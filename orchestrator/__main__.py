@@ -52,11 +52,34 @@ def main() -> None:
     parser.add_argument("--backend", default="process")
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_security_flags(parser)
     args = parser.parse_args()
     settings = Settings(
         home=args.home or default_home(), host=args.host, port=args.port, backend=args.backend
     )
-    serve(apply_overrides(settings, args.overrides))
+    settings = apply_overrides(settings, args.overrides)
+    settings = dataclasses.replace(
+        settings,
+        tls_cert=args.tls_cert or settings.tls_cert,
+        tls_key=args.tls_key or settings.tls_key,
+        allowed_hosts=",".join(filter(None, [settings.allowed_hosts, *args.allowed_hosts])),
+    )
+    serve(settings)
+
+
+def add_security_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tls-cert``, ``--tls-key`` and ``--allowed-host`` (shared with ``serve``)."""
+    parser.add_argument("--tls-cert", default="", metavar="PEM", help="serve HTTPS: certificate")
+    parser.add_argument("--tls-key", default="", metavar="PEM", help="serve HTTPS: private key")
+    parser.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients may use besides loopback names and the bound address"
+        " (repeatable)",
+    )
 
 
 if __name__ == "__main__":

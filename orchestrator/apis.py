@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from orchestrator import snapshot
 from orchestrator.apispec import ApiSpec, load_cortex_yaml
 from orchestrator.context import Context
 from orchestrator.errors import ApiSpecError, InvalidRequest
@@ -15,38 +15,44 @@ from orchestrator.jobs import fail_job, get_api
 from orchestrator.models import Api
 from orchestrator.status import JobStatus
 
-_SKIP = {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", "node_modules"}
+_DEPLOY_KEYS = ("project_dir", "config_file")
 
 
 def deploy(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     """Deploy every API of a project's ``cortex.yaml``: created, updated or up to date."""
+    for key in body:
+        if key not in _DEPLOY_KEYS:
+            raise InvalidRequest(f'unknown field "{key}" (known: {", ".join(_DEPLOY_KEYS)})')
     project = body.get("project_dir")
-    if not isinstance(project, str) or not project:
+    if not isinstance(project, str) or not project.startswith("/"):
         raise InvalidRequest("project_dir: give the absolute path of the project directory")
-    project_dir = Path(project).expanduser().resolve()
+    if "\0" in project:
+        raise InvalidRequest("project_dir: holds a NUL character")
+    config_file = body.get("config_file") or "cortex.yaml"
+    if not isinstance(config_file, str):
+        raise InvalidRequest("config_file: must be a file name inside the project directory")
+    project_dir = Path(project).resolve()
     if not project_dir.is_dir():
         raise ApiSpecError(f"{project_dir}: no such directory")
-    config_file = body.get("config_file") or "cortex.yaml"
-    specs = load_cortex_yaml(project_dir, str(config_file))
-    files_digest = _digest_files(project_dir)
-    return {"apis": [_deploy_one(ctx, spec, project_dir, files_digest) for spec in specs]}
+    specs = load_cortex_yaml(project_dir, config_file)
+    listing = snapshot.scan(project_dir, ctx.settings.max_project_bytes)
+    files_digest = snapshot.digest(listing)
+    return {"apis": [_deploy_one(ctx, spec, listing, files_digest) for spec in specs]}
 
 
 def _deploy_one(
-    ctx: Context, spec: ApiSpec, project_dir: Path, files_digest: str
+    ctx: Context, spec: ApiSpec, listing: snapshot.Listing, files_digest: str
 ) -> dict[str, Any]:
+    project_dir = listing.root
     spec_dict = spec.to_dict()
     backend = spec.backend or ctx.settings.backend
     api_id = hashlib.sha256(
         f"{files_digest}\n{json.dumps(spec_dict, sort_keys=True)}\n{backend}".encode()
     ).hexdigest()[:16]
-    snapshot = ctx.settings.apis_dir / spec.name / api_id
-    if not snapshot.exists():
-        tmp = snapshot.with_name(snapshot.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(project_dir, tmp, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
-        tmp.rename(snapshot)
-    prepared = ctx.backend(backend).prepare_api(spec_dict, snapshot) or {}
+    destination = ctx.settings.apis_dir / spec.name / api_id
+    if not destination.exists():
+        snapshot.copy(listing, destination)
+    prepared = ctx.backend(backend).prepare_api(spec_dict, destination) or {}
     now = ctx.clock()
     with ctx.store.session() as session:
         api = session.get(Api, spec.name)
@@ -65,7 +71,8 @@ def _deploy_one(
                 updated_time=now,
             )
             api.api_id, api.spec, api.backend = api_id, spec_dict, backend
-            api.project_dir, api.source_dir, api.updated_time = str(snapshot), str(project_dir), now
+            api.project_dir, api.source_dir = str(destination), str(project_dir)
+            api.updated_time = now
             session.add(api)
             session.commit()
     return {
@@ -76,20 +83,6 @@ def _deploy_one(
         "endpoint": f"{ctx.settings.url}/{spec.name}",
         **prepared,
     }
-
-
-def _digest_files(project_dir: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(project_dir.rglob("*")):
-        relative = path.relative_to(project_dir)
-        if any(part in _SKIP for part in relative.parts) or path.suffix == ".pyc":
-            continue
-        if path.is_file():
-            digest.update(str(relative).encode() + b"\0")
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
 
 
 def delete_api(ctx: Context, api_name: str) -> dict[str, str]:

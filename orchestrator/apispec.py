@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -93,7 +94,7 @@ def load_cortex_yaml(project_dir: Path, config_file: str = "cortex.yaml") -> lis
         ApiSpecError: The file is missing, is not valid YAML, or any API in it is invalid.
     """
     root = Path(project_dir).resolve()
-    entries = _api_entries(_read_yaml(root / config_file, config_file), config_file)
+    entries = _api_entries(_read_yaml(_inside(root, config_file), config_file), config_file)
     specs: list[ApiSpec] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(entries, start=1):
@@ -159,6 +160,21 @@ def format_bytes(n: int) -> str:
         return str(n)
     exact = [f"{n // factor}{unit}" for unit, factor in _MEM_UNITS.items() if n % factor == 0]
     return min(exact, key=len)
+
+
+def _inside(root: Path, config_file: str) -> Path:
+    """Return ``root/config_file`` if it resolves (symlinks too) inside ``root``."""
+    if "\0" in config_file:
+        raise _err("config_file", "", "holds a NUL character")
+    path = root / config_file
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise _err(
+            "config_file",
+            "",
+            f"{config_file} resolves outside the project directory {root}: name a file inside it",
+        )
+    return path
 
 
 def _read_yaml(path: Path, label: str) -> object:
@@ -363,6 +379,9 @@ def _did_you_mean(word: object, choices: Sequence[str]) -> str:
 def _describe(value: object) -> str:
     """Return ``value`` as the user would write it in YAML, for messages."""
     if isinstance(value, str):
+        # Never echo much of a file: a config_file that is not YAML parses as one string.
+        if len(value) > 60 or "\n" in value:
+            return f"a string of {len(value)} characters"
         return f'"{value}"'
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]

@@ -12,8 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from orchestrator.auth import Credentials
 from orchestrator.context import Context
 from orchestrator.errors import OrchestratorError
+from orchestrator.guard import Guard
 from orchestrator.routes import manage, public, workers
 from orchestrator.settings import Settings
 from orchestrator.store import Store
@@ -26,8 +28,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_dirs()
+        credentials = app.state.credentials = Credentials(settings.home)
         store = Store(settings.db_path)
-        ctx = Context(settings=settings, store=store)
+        ctx = Context(settings=settings, store=store, credentials=credentials)
         supervisor = Supervisor(ctx)
         app.state.ctx = ctx
         supervisor.start()
@@ -49,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/_cortex/openapi.json",
     )
+    app.add_middleware(Guard, allowed_hosts=settings.host_names)
     app.add_exception_handler(OrchestratorError, _orchestrator_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

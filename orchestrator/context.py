@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orchestrator.auth import Credentials
 from orchestrator.backends import Backend, load_backend
 from orchestrator.settings import Settings
 from orchestrator.store import Store
@@ -27,11 +28,14 @@ class Context:
 
     settings: Settings
     store: Store
+    credentials: Credentials
     clock: Callable[[], float] = time.time
     _backends: dict[str, Backend] = field(default_factory=dict)
     _backend_lock: threading.Lock = field(default_factory=threading.Lock)
     _event_lock: threading.Lock = field(default_factory=threading.Lock)
     nudge: threading.Event = field(default_factory=threading.Event)
+    #: Workers each running job wants but cannot start yet: ``max_live_workers`` is reached.
+    waiting_for_cap: dict[str, int] = field(default_factory=dict)
 
     def wake(self) -> None:
         """Ask the supervisor to reconcile now rather than at its next tick."""

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from orchestrator import queue
 from orchestrator.context import Context
-from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.errors import Forbidden, InvalidRequest, NotFound
 from orchestrator.jobs import fail_job, submission_view
 from orchestrator.lifecycle import finished_status, read_counts, set_status
 from orchestrator.models import Job, Worker
@@ -84,7 +84,7 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
     every batch has finished; ``exit`` when there is nothing more for this worker.
     """
     acks = _list(body, "acks")
-    release = _batch_ids(body, "release")
+    release = _leased_ids(ctx, worker_id, _list(body, "release"), "release")
     want = body.get("want", 1)
     if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
         raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
@@ -97,7 +97,7 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
         conn.exec_driver_sql(
             "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
         )
-        _take_acks(conn, job_id, worker_id, acks, retries=retries, now=now)
+        _take_acks(ctx, conn, job_id, worker_id, acks, retries=retries, now=now)
         if release:
             queue.release(conn, job_id, worker_id, release)
         if status != JobStatus.RUNNING:
@@ -121,6 +121,7 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
                 "batches": [
                     {
                         "batch_id": lease.batch_id,
+                        "lease": ctx.credentials.lease_token(lease.batch_id, worker_id),
                         "index": lease.index,
                         "attempt": lease.attempts,
                         "payload_json": lease.payload,
@@ -190,6 +191,7 @@ def settle(ctx: Context, conn: Connection, job_id: str) -> JobStatus | None:
 
 
 def _take_acks(
+    ctx: Context,
     conn: Connection,
     job_id: str,
     worker_id: str,
@@ -198,17 +200,22 @@ def _take_acks(
     retries: int,
     now: float,
 ) -> None:
-    """Record a worker's acks: successes together, failures one by one (they may retry)."""
+    """Record a worker's acks: successes together, failures one by one (they may retry).
+
+    Every ack must carry the lease token of a batch handed to this worker; one that does
+    not refuses the whole request (the transaction rolls back, so nothing changes).
+    """
     successes: list[queue.Success] = []
-    for position, ack in enumerate(acks):
+    batch_ids = _leased_ids(ctx, worker_id, acks, "acks")
+    for position, (ack, batch_id) in enumerate(zip(acks, batch_ids, strict=True)):
         where = f"acks[{position}]"
-        if not isinstance(ack, dict):
-            raise InvalidRequest(f"{where}: must be an object with an integer batch_id")
-        batch_id = ack.get("batch_id")
-        if not _is_int(batch_id):
-            raise InvalidRequest(f"{where}.batch_id: must be an integer")
         duration = ack.get("duration") or 0.0
-        if isinstance(duration, bool) or not isinstance(duration, int | float):
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, int | float)
+            or not math.isfinite(duration)
+            or duration < 0
+        ):
             raise InvalidRequest(f"{where}.duration: must be a number of seconds")
         if ack.get("error") is None:
             result = ack.get("result")
@@ -249,6 +256,29 @@ def _list(body: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _leased_ids(ctx: Context, worker_id: str, entries: list[Any], key: str) -> list[int]:
+    """Return the batch ids of ``entries`` (``{"batch_id", "lease"}`` objects).
+
+    Raises:
+        InvalidRequest: An entry is not such an object.
+        Forbidden: An entry's lease token is not that of a batch handed to ``worker_id``.
+    """
+    ids = []
+    for position, entry in enumerate(entries):
+        where = f"{key}[{position}]"
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"{where}: must be an object with batch_id and lease")
+        batch_id = entry.get("batch_id")
+        if not _is_int(batch_id):
+            raise InvalidRequest(f"{where}.batch_id: must be an integer")
+        if not ctx.credentials.is_lease(batch_id, worker_id, entry.get("lease")):
+            raise Forbidden(
+                f"{where}: batch {batch_id} was never leased to worker {short_name(worker_id)}"
+            )
+        ids.append(batch_id)
+    return ids
+
+
 def _batch_ids(body: dict[str, Any], key: str) -> list[int]:
     ids = _list(body, key)
     if not all(_is_int(b) for b in ids):
@@ -257,7 +287,7 @@ def _batch_ids(body: dict[str, Any], key: str) -> list[int]:
 
 
 def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 def _worker_job(conn: Connection, worker_id: str) -> str:

@@ -30,6 +30,18 @@ class PayloadTooLarge(OrchestratorError):
     status_code = 413
 
 
+class Forbidden(OrchestratorError):
+    """The caller is known but may not do this (e.g. ack a batch it was never handed)."""
+
+    status_code = 403
+
+
+class UnsupportedMediaType(OrchestratorError):
+    """The request body is not JSON."""
+
+    status_code = 415
+
+
 class NotFound(OrchestratorError):
     """An API, job or resource does not exist."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import threading
 from pathlib import Path
@@ -54,9 +55,10 @@ def prepare_submission(
 ) -> tuple[Api, dict[str, Any], Source]:
     """Validate a submission against its API; return the API, options and source."""
     api = get_api(ctx, api_name)
-    options = parse_options(body)
+    options = parse_options(body, max_config_bytes=ctx.settings.max_config_bytes)
     assert isinstance(body, dict)
-    source = parse_source(body, base_dir=Path(api.source_dir))
+    roots = [Path(os.path.realpath(api.source_dir)), *ctx.settings.source_root_list]
+    source = parse_source(body, base_dir=Path(api.source_dir), roots=roots)
     backend_name = options.backend or api.backend
     ctx.backend(backend_name).check_job(api.spec)
     resolved = {
@@ -217,20 +219,23 @@ def stop_job(ctx: Context, api_name: str, job_id: str) -> dict[str, str]:
     return {"message": f"stopped job {job_id}"}
 
 
-def submission_view(ctx: Context, job: Job) -> dict[str, Any]:
-    """Return the reference's submission fields for a job."""
-    return {
+def submission_view(ctx: Context, job: Job, *, with_config: bool = True) -> dict[str, Any]:
+    """Return the reference's submission fields for a job (lists leave out its config)."""
+    view = {
         "job_id": job.job_id,
         "api_name": job.api_name,
         "workers": job.workers,
         "batches_per_worker": _per_worker(job.total, job.workers),
-        "config": job.config,
+        "config": job.config if with_config else None,
         "api_id": job.api_id,
         "sqs_url": f"{ctx.settings.url}/_cortex/queues/{job.job_id}",
         "created_time": isoformat(job.created_time),
         "backend": job.backend,
         "status": job.status,
     }
+    if not with_config:
+        del view["config"]
+    return view
 
 
 def _per_worker(total: int, workers_: int) -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+
+from anyio import to_thread
 
 _TS_LEN = len("2026-01-01T00:00:00.000000Z")
 
@@ -61,42 +64,75 @@ def in_chunks(lines: Iterator[str], size: int = 64 * 1024) -> Iterator[str]:
         yield "".join(buffer)
 
 
-def follow(
+class _Tail:
+    """The unread end of a job's log files: what is new since the last read."""
+
+    def __init__(self, log_dir: Path, worker: str | None) -> None:
+        self.log_dir, self.worker = log_dir, worker
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, str] = {}
+
+    def grown(self) -> bool:
+        """Return whether any log file has bytes not read yet (a few ``stat`` calls)."""
+        for path in log_files(self.log_dir, self.worker):
+            try:
+                if path.stat().st_size != self.offsets.get(path, 0):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def read_new(self) -> list[str]:
+        """Return the new complete lines of every file, in time order, as chunks."""
+        fresh: list[tuple[str, str]] = []
+        for path in log_files(self.log_dir, self.worker):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                f.seek(self.offsets.get(path, 0))
+                chunk = f.read()
+                self.offsets[path] = f.tell()
+            if not chunk:
+                continue
+            text = self.partial.pop(path, "") + chunk
+            lines = text.split("\n")
+            if lines[-1]:
+                self.partial[path] = lines[-1]
+            fresh.extend(_keyed(iter(line + "\n" for line in lines[:-1])))
+        fresh.sort(key=lambda kl: kl[0])
+        return list(in_chunks(line for _, line in fresh))
+
+    def rest(self) -> list[str]:
+        """Return the unterminated last lines, once the writers are gone."""
+        return [rest + "\n" for rest in self.partial.values()]
+
+
+async def follow(
     log_dir: Path,
     finished: Callable[[], bool],
     worker: str | None = None,
     poll_s: float = 0.25,
-) -> Iterator[str]:
+    check_s: float = 1.0,
+) -> AsyncIterator[str]:
     """Yield the logs so far, then new lines as they are written, until ``finished()``.
 
-    Each poll's new lines come in time order, joined into chunks.
-
-    After the job ends, one more read drains what its workers wrote last.
+    Each poll's new lines come in time order, joined into chunks. While the log is idle
+    the follower holds no thread (it sleeps on the event loop; files are read, and
+    ``finished()`` asked every ``check_s``, on a thread only when needed), and a client
+    that hangs up cancels it at its next await. After the job ends, one more read drains
+    what its workers wrote last.
     """
-    offsets: dict[Path, int] = {}
-    partial: dict[Path, str] = {}
-    draining = False
+    tail = _Tail(log_dir, worker)
+    checked = 0.0
     while True:
-        fresh: list[tuple[str, str]] = []
-        for path in log_files(log_dir, worker):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                f.seek(offsets.get(path, 0))
-                chunk = f.read()
-                offsets[path] = f.tell()
-            if not chunk:
-                continue
-            text = partial.pop(path, "") + chunk
-            lines = text.split("\n")
-            if lines[-1]:
-                partial[path] = lines[-1]
-            fresh.extend(_keyed(iter(line + "\n" for line in lines[:-1])))
-        fresh.sort(key=lambda kl: kl[0])
-        yield from in_chunks(line for _, line in fresh)
-        if draining:
-            for rest in partial.values():
-                yield rest + "\n"
-            return
-        if finished():
-            draining = True
-            continue
-        time.sleep(poll_s)
+        if tail.grown():
+            for chunk in await to_thread.run_sync(tail.read_new):
+                yield chunk
+        now = time.monotonic()
+        if now - checked >= check_s:
+            checked = now
+            if await to_thread.run_sync(finished):
+                for chunk in await to_thread.run_sync(tail.read_new):
+                    yield chunk
+                for rest in tail.rest():
+                    yield rest
+                return
+        await asyncio.sleep(poll_s)

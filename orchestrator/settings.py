@@ -50,6 +50,19 @@ class Settings:
     docker_shm_size: str = "256m"
     docker_mounts: str = ""
     docker_keep_containers: bool = False
+    # Security and limits (README, "Security"). Host names besides loopback and the bound
+    # address that requests may name ("a,b"), folders besides an API's project directory
+    # that job sources may read ("/data,/mnt/shared"), the largest project a deploy copies,
+    # the largest job config, and how many workers may be live across all jobs (0: sized to
+    # this host's cores and memory).
+    allowed_hosts: str = ""
+    source_roots: str = ""
+    max_project_bytes: int = 512 * 1024 * 1024
+    max_config_bytes: int = 1024 * 1024
+    max_live_workers: int = 0
+    # HTTPS: a PEM certificate and its key (both, or neither).
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -77,9 +90,42 @@ class Settings:
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """Return the ``Host`` names requests may use besides loopback ones."""
+        names = {h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host.lower())
+        return frozenset(names)
+
+    @property
+    def source_root_list(self) -> list[Path]:
+        """Return the ``source_roots`` folders, resolved."""
+        return [Path(p.strip()).resolve() for p in self.source_roots.split(",") if p.strip()]
+
+    @property
+    def live_worker_cap(self) -> int:
+        """Return ``max_live_workers``, or a default sized to this host's cores and memory."""
+        if self.max_live_workers > 0:
+            return self.max_live_workers
+        return default_live_workers()
 
     def ensure_dirs(self) -> None:
-        """Create the home directory tree."""
+        """Create the home directory tree, readable by this user only."""
         for path in (self.home, self.logs_dir, self.apis_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+
+
+def default_live_workers() -> int:
+    """Return 4 workers per core, at most one per 256 MiB of memory, and at least 2."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 0
+    by_memory = memory // (256 * 1024 * 1024) if memory else 4 * cores
+    return max(2, min(4 * cores, by_memory))

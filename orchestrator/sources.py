@@ -155,12 +155,16 @@ class FilePathListerSource(_FileSource):
         yield from _chunked(self.files, self.batch_size)
 
 
-def parse_source(body: dict[str, Any], *, base_dir: Path | None = None) -> Source:
+def parse_source(
+    body: dict[str, Any], *, base_dir: Path | None = None, roots: list[Path] | None = None
+) -> Source:
     """Pick and validate the one source in a job submission body.
 
     Args:
         body: The whole submission; keys other than the source kinds are ignored here.
         base_dir: Directory that relative paths resolve against (default: the cwd).
+        roots: The folders local paths must resolve inside (after ``..``, percent-escapes
+            and symlinks); None allows any path.
 
     Raises:
         SourceError: The body has no source or several, or its source is invalid.
@@ -175,7 +179,7 @@ def parse_source(body: dict[str, Any], *, base_dir: Path | None = None) -> Sourc
     kind = present[0]
     if kind == ItemListSource.kind:
         return _parse_item_list(body[kind])
-    return _parse_file_source(kind, body[kind], base_dir)
+    return _parse_file_source(kind, body[kind], base_dir, roots)
 
 
 def source_from_spec(spec: dict[str, Any]) -> Source:
@@ -210,7 +214,9 @@ def _parse_item_list(section: Any) -> ItemListSource:
     return ItemListSource(items, batch_size)
 
 
-def _parse_file_source(kind: str, section: Any, base_dir: Path | None) -> _FileSource:
+def _parse_file_source(
+    kind: str, section: Any, base_dir: Path | None, roots: list[Path] | None
+) -> _FileSource:
     """Validate a file source section and resolve (cheaply) which files it reads."""
     section = _check_keys(kind, section, _FILE_KEYS)
     key = _paths_key(kind, section)
@@ -220,9 +226,10 @@ def _parse_file_source(kind: str, section: Any, base_dir: Path | None) -> _FileS
     includes = _strings(f"{kind}.includes", section.get("includes", []), "glob pattern")
     excludes = _strings(f"{kind}.excludes", section.get("excludes", []), "glob pattern")
     batch_size = _batch_size(kind, section)
-    found = _list_files(f"{kind}.{key}", paths, base_dir)
-    wanted = [_compile_glob(p) for p in includes] or [_compile_glob("**")]
-    unwanted = [_compile_glob(p) for p in excludes]
+    wanted = [_compile_glob(f"{kind}.includes[{i}]", p) for i, p in enumerate(includes)]
+    wanted = wanted or [_compile_glob(f"{kind}.includes", "**")]
+    unwanted = [_compile_glob(f"{kind}.excludes[{i}]", p) for i, p in enumerate(excludes)]
+    found = _list_files(f"{kind}.{key}", paths, base_dir, roots)
     files = [f for f in found if _any_match(wanted, f) and not _any_match(unwanted, f)]
     if not files:
         raise SourceError(
@@ -250,8 +257,10 @@ def _batch_size(where: str, section: dict[str, Any]) -> int:
     if "batch_size" not in section:
         raise SourceError(f"{where}.batch_size: missing; give an integer >= 1")
     value = section["batch_size"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SourceError(f"{where}.batch_size: must be an integer >= 1, got {_show(value)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise SourceError(
+            f"{where}.batch_size: must be an integer from 1 to 2**63-1, got {_show(value)}"
+        )
     return value
 
 
@@ -272,14 +281,19 @@ def _strings(where: str, value: Any, what: str) -> list[str]:
     for index, text in enumerate(value):
         if not isinstance(text, str) or not text.strip():
             raise SourceError(f"{where}[{index}]: must be a {what}, got {_show(text)}")
+        if "\0" in text:
+            raise SourceError(f"{where}[{index}]: holds a NUL character")
     return value
 
 
-def _compile_glob(pattern: str) -> re.Pattern[str]:
+def _compile_glob(where: str, pattern: str) -> re.Pattern[str]:
     """Compile a glob matched against a whole path: ``*``, ``?`` and ``[...]`` stay
     within one segment, ``**`` crosses ``/``, and ``**/`` may match no directory."""
     regex = "".join(_glob_part(token) for token in _GLOB_TOKEN.findall(pattern))
-    return re.compile(regex + r"\Z", re.DOTALL)
+    try:
+        return re.compile(regex + r"\Z", re.DOTALL)
+    except re.error as e:
+        raise SourceError(f"{where}: {pattern!r} is not a valid glob pattern ({e})") from None
 
 
 def _glob_part(token: str) -> str:
@@ -383,7 +397,8 @@ def _chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 class _Scheme:
     """How to list and open the paths of one URL scheme."""
 
-    list_files: Callable[[str, Path | None], list[str]]  # path as given -> files, sorted
+    # path as given, base dir, roots -> files, sorted
+    list_files: Callable[[str, Path | None, list[Path] | None], list[str]]
     open_file: Callable[[str], IO[bytes]]  # a location that list_files returned
 
 
@@ -401,18 +416,51 @@ def _local_path(path: str, base_dir: Path | None) -> Path:
     return Path(os.path.normpath(local))
 
 
-def _list_local(path: str, base_dir: Path | None) -> list[str]:
-    """List a local file, or every file under a local directory, sorted."""
-    root = _local_path(path, base_dir)
+def _list_local(path: str, base_dir: Path | None, roots: list[Path] | None) -> list[str]:
+    """List a local file, or every file under a local directory, sorted, by real path.
+
+    Every path is resolved (``..``, percent-escapes, symlinks) and must lie inside one
+    of ``roots``: a symlink that leads out of them is refused, like a path that does.
+    """
+    given = _local_path(path, base_dir)
+    root = Path(os.path.realpath(given))
+    _check_inside(path, root, roots)
     if root.is_file():
         return [str(root)]
     if not root.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "does not exist", str(root))
-    return sorted(str(p) for p in root.rglob("*") if p.is_file())
+        raise FileNotFoundError(errno.ENOENT, "does not exist", str(given))
+    files = []
+    for found in root.rglob("*"):
+        real = Path(os.path.realpath(found))
+        if real.is_file():
+            _check_inside(f"{path} (through {found})", real, roots)
+            files.append(str(real))
+    return sorted(set(files))
+
+
+def _check_inside(path: str, real: Path, roots: list[Path] | None) -> None:
+    if roots is None or any(real == r or real.is_relative_to(r) for r in roots):
+        return
+    raise OutsideRoots(
+        f"{path} resolves to {real}, outside the source roots ({', '.join(map(str, roots))}):"
+        " a job reads files only inside its API's project directory and the folders the"
+        " operator lists in the source_roots setting (cortex-tui serve --set"
+        " source_roots=/data,/mnt/shared)"
+    )
+
+
+class OutsideRoots(ValueError):
+    """A local path resolves outside the source roots."""
 
 
 def _open_local(location: str) -> IO[bytes]:
-    """Open a local file for reading bytes."""
+    """Open a local file for reading bytes; a listed file must still be where it was.
+
+    Files are listed by real path, so one that resolves elsewhere now (a symlink put in
+    its place since) is refused rather than followed.
+    """
+    if os.path.realpath(location) != location:
+        raise SourceError(f"{location}: changed into a link after the job was submitted")
     return open(location, "rb")
 
 
@@ -436,13 +484,15 @@ def _scheme_handler(path: str, where: str) -> _Scheme:
     raise SourceError(f'{where}: {path}: unsupported URL scheme "{scheme}://"')
 
 
-def _list_files(where: str, paths: list[str], base_dir: Path | None) -> list[str]:
+def _list_files(
+    where: str, paths: list[str], base_dir: Path | None, roots: list[Path] | None
+) -> list[str]:
     """List the files under each path in turn (each one sorted), every file once."""
     files: dict[str, None] = {}
     for index, path in enumerate(paths):
         at = f"{where}[{index}]"
         try:
-            found = _scheme_handler(path, at).list_files(path, base_dir)
+            found = _scheme_handler(path, at).list_files(path, base_dir, roots)
         except FileNotFoundError as e:
             resolved = f" (resolved to {e.filename})" if e.filename not in (None, path) else ""
             raise SourceError(f"{at}: {path} does not exist{resolved}") from e

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ from orchestrator.errors import InvalidRequest
 from orchestrator.sources import SOURCE_KINDS
 
 MAX_WORKERS = 256
+MAX_TIMEOUT_S = 366 * 24 * 3600
 _KEYS = (*SOURCE_KINDS, "workers", "config", "timeout", "retries", "backend", "max_worker_restarts")
 
 
@@ -25,7 +28,7 @@ class JobOptions:
     max_worker_restarts: int | None
 
 
-def parse_options(body: object) -> JobOptions:
+def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
     """Check a submission body's keys and options; raise ``InvalidRequest`` naming the field."""
     if not isinstance(body, dict):
         raise InvalidRequest(f"the request body must be a JSON object, got {_type(body)}")
@@ -39,6 +42,12 @@ def parse_options(body: object) -> JobOptions:
         config = {}
     if not isinstance(config, dict):
         raise InvalidRequest(f"config: must be a JSON object, got {_type(config)}")
+    size = len(json.dumps(config))
+    if size > max_config_bytes:
+        raise InvalidRequest(
+            f"config: is {size} bytes of JSON, over the {max_config_bytes}-byte limit"
+            " (the max_config_bytes setting); pass large data as items or files instead"
+        )
     backend = body.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise InvalidRequest(f"backend: must be a string, got {_type(backend)}")
@@ -66,8 +75,15 @@ def _int(body: dict[str, Any], key: str, *, default: int | None, low: int, high:
 def _timeout(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise InvalidRequest(f"timeout: must be a number of seconds > 0, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT_S
+    ):
+        raise InvalidRequest(
+            f"timeout: must be a number of seconds > 0 and at most {MAX_TIMEOUT_S}, got {value!r}"
+        )
     return float(value)
 
 

@@ -123,6 +123,8 @@ def tick(ctx: Context) -> None:
         ).all()
     for worker in lingering:
         _probe(ctx, worker)
+    for gone in set(ctx.waiting_for_cap) - {job.job_id for job in active}:
+        ctx.waiting_for_cap.pop(gone, None)
     for job in active:
         if job.status == JobStatus.RUNNING:
             reconcile(ctx, job)
@@ -174,6 +176,7 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     else:
         needed = min(job.workers, counts.queued + counts.leased)
     missing = needed - counts.live_workers
+    ctx.waiting_for_cap.pop(job.job_id, None)
     if missing <= 0:
         return
     restarts_used = max(0, launched - first_wave)
@@ -182,9 +185,13 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
         if counts.live_workers == 0:
             _give_up(ctx, job)
         return
+    wanted = min(missing, budget)
+    room = max(0, ctx.settings.live_worker_cap - _live_everywhere(ctx))
+    if room < wanted:  # over the cap: the rest wait as pending and start as others end
+        ctx.waiting_for_cap[job.job_id] = wanted - room
     taken = _taken_slots(ctx, job.job_id)
     free = [slot for slot in range(job.workers) if slot not in taken]
-    for slot in free[: min(missing, budget)]:
+    for slot in free[: min(wanted, room)]:
         try:
             workers.launch(ctx, job.job_id, slot)
         except WorkerStartError as e:
@@ -213,6 +220,17 @@ def _give_up(ctx: Context, job: Job) -> None:
         " worker restart(s) is spent, so it cannot make progress)"
     )
     fail_job(ctx, job.job_id, status, message)
+
+
+def _live_everywhere(ctx: Context) -> int:
+    """Return how many workers are live across every job (what the cap counts)."""
+    with ctx.store.read() as conn:
+        return int(
+            conn.exec_driver_sql(
+                f"SELECT count(*) FROM worker WHERE state IN ({','.join('?' * len(_LIVE))})",
+                _LIVE,
+            ).scalar_one()
+        )
 
 
 def _taken_slots(ctx: Context, job_id: str) -> set[int]:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import JSON
+from sqlalchemy.orm import defer
 from sqlmodel import func, select
 
 from orchestrator.context import Context, isoformat
@@ -24,16 +25,24 @@ _JSON_COLUMNS = [
     for c in Job.__table__.columns  # type: ignore[attr-defined]
     if c.name in _STATUS_COLUMNS and isinstance(c.type, JSON)
 ]
+# Lists never read these large columns.
+_LIST_DEFERRED = (defer(Job.config), defer(Job.api_spec))  # type: ignore[arg-type]
 WORKER_STAT_KEYS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
 
 
-def job_status(ctx: Context, job: Job, worker_stats: dict[str, int]) -> dict[str, Any]:
-    """Return the reference's ``job_status`` object, plus a few extra fields."""
+def job_status(
+    ctx: Context, job: Job, worker_stats: dict[str, int], *, with_config: bool = True
+) -> dict[str, Any]:
+    """Return the reference's ``job_status`` object, plus a few extra fields.
+
+    Lists leave out each job's ``config`` (``with_config=False``): it can be large, and
+    the job's own status has it.
+    """
     metrics: dict[str, Any] = {"succeeded": job.succeeded, "failed": job.failed, "total": job.total}
     if job.succeeded:
         metrics["avg_time_per_batch"] = job.time_sum / job.succeeded
     status: dict[str, Any] = {
-        **submission_view(ctx, job),
+        **submission_view(ctx, job, with_config=with_config),
         "status": job.status,
         "message": job.message,
         "batches_in_queue": job.queued,
@@ -71,6 +80,9 @@ def worker_stats_for(ctx: Context, job_ids: list[str]) -> dict[str, dict[str, in
         if state == WorkerState.PENDING and created < stalled_before:
             key = "stalled"
         stats[job_id][key] += 1
+    for job_id in job_ids:  # workers waiting for room under max_live_workers
+        if waiting := ctx.waiting_for_cap.get(job_id, 0):
+            stats[job_id]["pending"] += waiting
     return stats
 
 
@@ -99,6 +111,7 @@ def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
     with ctx.store.read_session() as session:
         jobs = session.exec(
             select(Job)
+            .options(*_LIST_DEFERRED)
             .where(Job.api_name == api_name)
             .order_by(Job.seq.desc())  # type: ignore[union-attr]
             .limit(limit)
@@ -107,7 +120,7 @@ def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
     return {
         "api_name": api_name,
         "endpoint": f"{ctx.settings.url}/{api_name}",
-        "jobs": [job_status(ctx, j, stats[j.job_id]) for j in jobs],
+        "jobs": [job_status(ctx, j, stats[j.job_id], with_config=False) for j in jobs],
     }
 
 
@@ -116,7 +129,12 @@ def list_apis(ctx: Context) -> dict[str, Any]:
     with ctx.store.read_session() as session:
         apis = session.exec(select(Api).order_by(Api.name)).all()
         newest = select(func.max(Job.seq)).group_by(Job.api_name)
-        latest = {j.api_name: j for j in session.exec(select(Job).where(Job.seq.in_(newest))).all()}  # type: ignore[union-attr]
+        latest = {
+            j.api_name: j
+            for j in session.exec(
+                select(Job).options(*_LIST_DEFERRED).where(Job.seq.in_(newest))  # type: ignore[union-attr]
+            ).all()
+        }
         running = dict(
             session.exec(
                 select(Job.api_name, func.count())
@@ -135,7 +153,7 @@ def list_apis(ctx: Context) -> dict[str, Any]:
                 "endpoint": f"{ctx.settings.url}/{api.name}",
                 "running_jobs": running.get(api.name, 0),
                 "latest_job": (
-                    job_status(ctx, job, stats[job.job_id])
+                    job_status(ctx, job, stats[job.job_id], with_config=False)
                     if (job := latest.get(api.name)) is not None
                     else None
                 ),

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from orchestrator import queue
+from orchestrator.auth import WORKER_SECRET_ENV
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
 from orchestrator.models import Job, Worker
@@ -40,6 +41,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         log_path=ctx.job_log_dir(job_id) / f"{short_name(worker_id)}.log",
         env={
             **{k: str(v) for k, v in (job.api_spec["predictor"].get("env") or {}).items()},
+            WORKER_SECRET_ENV: ctx.credentials.worker_secret(worker_id),
             "CORTEX_WORKER_ID": short_name(worker_id),
             "CORTEX_JOB_ID": job_id,
             "CORTEX_API_NAME": job.api_name,

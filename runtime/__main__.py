@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,13 @@ def main() -> int:
     parser.add_argument("--worker", required=True, help="this worker's id")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the API's project dir")
     args = parser.parse_args()
-    return Worker(args.server, args.worker, args.project.resolve()).run()
+    # The secret authenticates this worker to the orchestrator; the predictor has no use
+    # for it, and its subprocesses do not inherit it.
+    secret = os.environ.pop("CORTEX_WORKER_SECRET", "")
+    if not secret:
+        print("python -m runtime: CORTEX_WORKER_SECRET is not set", file=sys.stderr)
+        return 2
+    return Worker(args.server, args.worker, secret, args.project.resolve()).run()
 
 
 if __name__ == "__main__":

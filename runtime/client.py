@@ -32,13 +32,19 @@ class OrchestratorClient:
     """
 
     def __init__(
-        self, server: str, worker_id: str, wait_s: float = 600.0, timeout_s: float = 60.0
+        self,
+        server: str,
+        worker_id: str,
+        secret: str,
+        wait_s: float = 600.0,
+        timeout_s: float = 60.0,
     ) -> None:
         url = urlsplit(server)
         if url.scheme != "http" or not url.hostname:
             raise WorkerError(f"the orchestrator URL must be http://host:port, got {server!r}")
         self._address = (url.hostname, url.port or 80)
         self._host_header = url.netloc
+        self._authorization = f"Bearer {secret}"
         self._base = f"{url.path.rstrip('/')}/_cortex/workers/{worker_id}"
         self._timeout = timeout_s
         self._wait_s = wait_s
@@ -97,6 +103,7 @@ class OrchestratorClient:
         assert self._reader is not None
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
+            f"Authorization: {self._authorization}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
         )
         try:

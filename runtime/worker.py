@@ -38,11 +38,12 @@ LEASE_AHEAD_BELOW_S = 0.1
 class Worker:
     """One worker of one job. ``run()`` returns the process exit code."""
 
-    def __init__(self, server: str, worker_id: str, project_dir: Path) -> None:
+    def __init__(self, server: str, worker_id: str, secret: str, project_dir: Path) -> None:
         self.server = server
         self.worker_id = worker_id
+        self.secret = secret
         self.project_dir = project_dir
-        self.client = OrchestratorClient(server, worker_id)
+        self.client = OrchestratorClient(server, worker_id, secret)
         self.batch_index: int | None = None
         self.stopping = False
         self.trace = _Trace(worker_id)
@@ -77,7 +78,12 @@ class Worker:
         buffer: deque[dict[str, Any]] = deque()
         acks: list[dict[str, Any]] = []
         heartbeat = _Heartbeat(
-            self.server, self.worker_id, spec["heartbeat_interval_s"], buffer, acks
+            OrchestratorClient(
+                self.server, self.worker_id, self.secret, wait_s=spec["heartbeat_interval_s"]
+            ),
+            spec["heartbeat_interval_s"],
+            buffer,
+            acks,
         )
         try:
             self._loop(predictor, buffer, acks, spec.get("prefetch_window_s", 1.0))
@@ -135,7 +141,7 @@ class Worker:
                     "want": 0 if buffer or stopping else pace.batches_in(window_s),
                     "stopping": stopping,
                     # A stopping worker hands back what it leased but has not started.
-                    "release": [batch["batch_id"] for batch in buffer] if stopping else [],
+                    "release": [_lease_of(batch) for batch in buffer] if stopping else [],
                 }
                 task, sent = self.client.call("POST", "next", request), len(acks)
             self._acked(acks, sent)
@@ -165,7 +171,6 @@ class Worker:
 
     def _run_batch(self, predictor: Any, task: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Run ``predict`` on one batch; return its ack and the size of its result's JSON."""
-        batch_id = task["batch_id"]
         self.batch_index = task["index"]
         started = time.perf_counter()
         self.trace.started(task)
@@ -187,14 +192,14 @@ class Worker:
                     )
                 encoded = json.loads(text)
             return {
-                "batch_id": batch_id,
+                **_lease_of(task),
                 "duration": time.perf_counter() - started,
                 "result": encoded,
             }, size
         except Exception as e:
             print(f"predict raised {type(e).__name__}: {e} (attempt {task.get('attempt')})")
             return {
-                "batch_id": batch_id,
+                **_lease_of(task),
                 "duration": time.perf_counter() - started,
                 "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(),
@@ -245,13 +250,12 @@ class _Heartbeat:
 
     def __init__(
         self,
-        server: str,
-        worker_id: str,
+        client: OrchestratorClient,
         interval_s: float,
         buffer: deque[dict[str, Any]],
         acks: list[dict[str, Any]],
     ) -> None:
-        self._client = OrchestratorClient(server, worker_id, wait_s=interval_s)
+        self._client = client
         self._interval = interval_s
         self._buffer, self._acks = buffer, acks
         self._done = threading.Event()
@@ -379,6 +383,11 @@ class _Trace:
             return
         with open(self._path, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in self._done)
+
+
+def _lease_of(batch: dict[str, Any]) -> dict[str, Any]:
+    """Return the batch's id and the lease token that proves this worker was handed it."""
+    return {"batch_id": batch["batch_id"], "lease": batch["lease"]}
 
 
 def _plain(value: Any) -> Any:

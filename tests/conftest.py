@@ -55,7 +55,8 @@ class Server:
         self.backend = backend
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = {**FAST, **settings}
+        # Job sources may read the test's own directory (where its files are written).
+        self.settings = {**FAST, "source_roots": str(home.parent), **settings}
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
@@ -84,6 +85,8 @@ class Server:
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
+            if self.token is not None:
+                self.http.headers["Authorization"] = f"Bearer {self.token}"
             try:
                 if self.http.get("/_cortex/health").status_code == 200:
                     return self
@@ -95,6 +98,14 @@ class Server:
                 )
             time.sleep(0.1)
         raise RuntimeError("orchestrator did not come up in 20s")
+
+    @property
+    def token(self) -> str | None:
+        """The token the server wrote to its home (None before its first start)."""
+        try:
+            return (self.home / "token").read_text().strip() or None
+        except OSError:
+            return None
 
     def kill(self) -> None:
         """SIGKILL the orchestrator (its workers live on)."""

@@ -6,12 +6,13 @@ import argparse
 import sys
 
 from cortex_tui.client import CortexClient
-from cortex_tui.embedded import ensure_server, home_dir, resolve_url
+from cortex_tui.embedded import ensure_server, home_dir, resolve_url, token_source
 
 
 def connect(args: argparse.Namespace) -> CortexClient:
     """Return a client for the orchestrator the command targets, starting it if needed."""
-    client = CortexClient(resolve_url(args.server))
+    url = resolve_url(args.server)
+    client = CortexClient(url, token=token_source(url, home_dir()))
     try:
         ensure_server(client, home_dir(), lambda line: print(line, file=sys.stderr))
     except BaseException:

@@ -18,12 +18,27 @@ from cortex_tui.cli import (
     results,
     serve,
     submit,
+    token,
     tui,
     up,
 )
 from cortex_tui.errors import CortexTuiError
 
-COMMANDS = (tui, deploy, get, submit, logs, results, failed, delete, up, down, serve, image)
+COMMANDS = (
+    tui,
+    deploy,
+    get,
+    submit,
+    logs,
+    results,
+    failed,
+    delete,
+    up,
+    down,
+    serve,
+    token,
+    image,
+)
 _SERVER_HELP = (
     "the orchestrator's URL (default: $CORTEX_TUI_SERVER or http://127.0.0.1:7311; a loopback"
     " URL where nothing answers gets the embedded orchestrator started)"

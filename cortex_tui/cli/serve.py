@@ -26,7 +26,11 @@ def add_parser(
         description="Run the orchestrator in the foreground until Ctrl-C, with its state in"
         " CORTEX_TUI_HOME (default ~/.cortex-tui).",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default loopback; anything else prints a warning)",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     parser.add_argument("--backend", default="process", help="default backend for workers")
     parser.add_argument(
@@ -37,6 +41,17 @@ def add_parser(
         metavar="KEY=VALUE",
         help="override a server setting, e.g. visibility_timeout_s=10 (repeatable)",
     )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="... and this private key")
+    parser.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients may use besides loopback names and the bound address"
+        " (repeatable), e.g. the machine's DNS name",
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,9 +59,16 @@ def run(args: argparse.Namespace) -> int:
     """Replace this process with the orchestrator."""
     home = home_dir()
     command = orchestrator_command(home, args.host, args.port, args.backend, args.overrides)
+    for cert_or_key in ("tls_cert", "tls_key"):
+        if value := getattr(args, cert_or_key):
+            command += [f"--{cert_or_key.replace('_', '-')}", os.path.abspath(value)]
+    for name in args.allowed_hosts:
+        command += ["--allowed-host", name]
+    scheme = "https" if args.tls_cert else "http"
     print(
-        f"serving the orchestrator at http://{args.host}:{args.port} (home {display_path(home)},"
-        f" backend {args.backend}); stop it with Ctrl-C",
+        f"serving the orchestrator at {scheme}://{args.host}:{args.port} (home"
+        f" {display_path(home)}, backend {args.backend}); its token: cortex-tui token;"
+        " stop it with Ctrl-C",
         file=sys.stderr,
     )
     sys.stdout.flush()

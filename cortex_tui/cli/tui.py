@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from cortex_tui.client import CortexClient
-from cortex_tui.embedded import ensure_server, home_dir, resolve_url
+from cortex_tui.embedded import ensure_server, home_dir, resolve_url, token_source
 from cortex_tui.errors import ServerUnreachable
 
 # The UI polls every few seconds: a request that hangs longer than this shows the banner.
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     """Open the app against the configured orchestrator, starting the embedded one if needed."""
     from cortex_tui.tui.app import DEFAULT_REFRESH_S, CortexApp
 
-    client = CortexClient(resolve_url(args.server), timeout=REQUEST_TIMEOUT_S)
+    url = resolve_url(args.server)
+    client = CortexClient(url, timeout=REQUEST_TIMEOUT_S, token=token_source(url, home_dir()))
     notices: list[str] = []
 
     def announce(line: str) -> None:

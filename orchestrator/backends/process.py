@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,11 @@ class ProcessBackend(Backend):
     def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:
         """Spawn ``python -m runtime`` for one worker, logging to its log file."""
         compute = launch.api_spec.get("compute", {})
-        env = {**os.environ, **launch.env}
+        env = {**worker_environment(os.environ), **launch.env}
         env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [_package_root(), launch.env.get("PYTHONPATH")])
+        )
         gpus = devices_for(launch.slot, int(compute.get("gpu") or 0), self._gpus)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         python = self.settings.worker_python or sys.executable
@@ -142,6 +145,24 @@ class ProcessBackend(Backend):
         """Reap children that already exited; running workers are left to reconnect."""
         for child in list(self._children.values()):
             child.poll()
+
+
+#: What a process worker keeps of the orchestrator's environment: never its secrets.
+ENV_ALLOWLIST = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME"})
+ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "OMP_", "OPENBLAS_", "MKL_", "CORTEX_WORKER_TRACE")
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the allowlisted part of ``environ`` a process worker starts from.
+
+    The locale, time zone, paths, the CUDA/NVIDIA variables and the BLAS/OpenMP thread
+    settings; the API's ``predictor.env`` is added on top by the caller.
+    """
+    return {
+        key: value
+        for key, value in environ.items()
+        if key in ENV_ALLOWLIST or key.startswith(ENV_PREFIXES)
+    }
 
 
 def _package_root() -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator import jsontext
 from orchestrator.context import Context
 from orchestrator.errors import InvalidRequest, PayloadTooLarge
 
@@ -33,10 +33,7 @@ async def json_body(request: Request, limit: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequest("the request body is empty: send a JSON object")
-    try:
-        return await run_in_threadpool(json.loads, raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
+    return await run_in_threadpool(jsontext.parse, raw)
 
 
 def _too_large(size: int, limit: int) -> str:
