@@ -377,13 +377,13 @@ def bench_followers(sizes: Sizes, report: Report) -> None:
         progress(
             f"followers: {len(before)} status reads before; normal is under {normal_ms:.0f} ms"
         )
-        answered = open_and_abandon(
+        answers = open_and_abandon(
             server, f"/_cortex/apis/{api}/jobs/{job.job_id}/logs?follow=true", sizes.followers
         )
         hung_up = time.monotonic()
         progress(
-            f"followers: {answered} of {sizes.followers} followers had their first bytes within"
-            f" {FIRST_BYTES_WAIT_S:g}s; all hung up (RST)"
+            f"followers: {sizes.followers} followers' first answers within"
+            f" {FIRST_BYTES_WAIT_S:g}s: {answers}; all hung up (RST)"
         )
         # Past the job's end (its timeout) its followers end too: give that 30 s more.
         with server.client(REQUEST_TIMEOUT_S) as client:
@@ -392,13 +392,14 @@ def bench_followers(sizes: Sizes, report: Report) -> None:
             )
         server.http.timeout = httpx.Timeout(REQUEST_TIMEOUT_S)  # stopping a starved server
         progress("followers: stopping the job")
-    _report_followers(report, sizes, before, after, hung_up, normal_ms, answered)
+    _report_followers(report, sizes, before, after, hung_up, normal_ms, answers)
 
 
-def open_and_abandon(server: harness.Orchestrator, path: str, count: int) -> int:
+def open_and_abandon(server: harness.Orchestrator, path: str, count: int) -> dict[str, int]:
     """Open ``count`` streaming requests, wait for their first bytes, then reset them all.
 
-    Returns how many had bytes (at least the response's head) within ``FIRST_BYTES_WAIT_S``.
+    Returns how many answered each status line (``"none"``: nothing within
+    ``FIRST_BYTES_WAIT_S``).
     """
     parts = urlsplit(server.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -411,28 +412,30 @@ def open_and_abandon(server: harness.Orchestrator, path: str, count: int) -> int
         sock.sendall(request)
         sock.setblocking(False)
         sockets.append(sock)
-    answered = _first_bytes(sockets, FIRST_BYTES_WAIT_S)
+    answers = _first_bytes(sockets, FIRST_BYTES_WAIT_S)
     for sock in sockets:  # linger 0: close sends RST, an abrupt hang-up
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
-    return answered
+    return answers
 
 
-def _first_bytes(sockets: list[socket.socket], wait_s: float) -> int:
-    """Wait up to ``wait_s`` for bytes on each socket; return on how many some came."""
+def _first_bytes(sockets: list[socket.socket], wait_s: float) -> dict[str, int]:
+    """Wait up to ``wait_s`` for bytes on each socket; count the status lines that came."""
     selector = selectors.DefaultSelector()
     for sock in sockets:
         selector.register(sock, selectors.EVENT_READ, data=sock)
-    answered = 0
+    answers: dict[str, int] = {}
     deadline = time.monotonic() + wait_s
     while selector.get_map() and (left := deadline - time.monotonic()) > 0:
         for key, _ in selector.select(timeout=left):
             ready: socket.socket = key.data
-            if ready.recv(4096):
-                answered += 1
+            first = ready.recv(4096).split(b"\r\n", 1)[0].decode(errors="replace")
+            answers[first or "closed"] = answers.get(first or "closed", 0) + 1
             selector.unregister(ready)
+    if selector.get_map():
+        answers["none"] = len(selector.get_map())
     selector.close()
-    return answered
+    return answers
 
 
 def read_until_normal(
@@ -482,7 +485,7 @@ def _report_followers(
     after: list[Call],
     hung_up: float,
     normal_ms: float,
-    answered: int,
+    answers: dict[str, int],
 ) -> None:
     """Record and describe what the followers section measured."""
     immediate = [c for c in after if c.started - hung_up < IMMEDIATE_S]
@@ -498,9 +501,16 @@ def _report_followers(
         summary.record(figures, "followers_status", f"_{name}")
         report.add("followers", what, summary)
     figures["followers"] = sizes.followers
-    figures["followers_answered"] = answered
+    figures["followers_answered_200"] = sum(
+        n for line, n in answers.items() if line.startswith("HTTP/1.1 200")
+    )
     figures["followers_normal_ms"] = normal_ms
-    report.errors["followers"] = [c.error for c in before + after if c.error is not None]
+    report.errors["followers"] = [c.error for c in before + after if c.error is not None] + [
+        f"follower answered {line!r}"
+        for line, n in answers.items()
+        if not line.startswith("HTTP/1.1 200")
+        for _ in range(n)
+    ]
     recovered = recovered_at(after, hung_up, normal_ms)
     figures["followers_recovered_s"] = math.nan if recovered is None else recovered
     waited = (after[-1].started + after[-1].ms / 1000 - hung_up) if after else 0.0

@@ -118,6 +118,9 @@ class Settings:
         for path in (self.home, self.logs_dir, self.apis_dir):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
+        for name in ("cortex.db", "cortex.db-wal", "cortex.db-shm", "server.log"):
+            if (self.home / name).exists():
+                os.chmod(self.home / name, 0o600)
 
 
 def default_live_workers() -> int:

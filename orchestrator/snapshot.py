@@ -100,8 +100,11 @@ def copy(listing: Listing, destination: Path) -> None:
                 target.mkdir()
             elif entry.kind == "link":
                 os.symlink(entry.target, target)
-            else:
-                shutil.copy2(listing.root / entry.path, target, follow_symlinks=False)
+            else:  # this user's only, whatever the source's mode (executable bits kept)
+                source = listing.root / entry.path
+                shutil.copyfile(source, target, follow_symlinks=False)
+                executable = os.stat(source).st_mode & 0o100
+                os.chmod(target, 0o700 if executable else 0o600)
         tmp.rename(destination)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
