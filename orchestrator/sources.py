@@ -259,7 +259,7 @@ def _batch_size(where: str, section: dict[str, Any]) -> int:
     value = section["batch_size"]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
         raise SourceError(
-            f"{where}.batch_size: must be an integer from 1 to 2**63-1, got {_show(value)}"
+            f"{where}.batch_size: must be an integer >= 1 (and below 2**63), got {_show(value)}"
         )
     return value
 

@@ -43,8 +43,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
 
 
 @pytest.fixture
-def tui(server: Server, cli: Cli) -> Cli:
-    """Run ``cortex-tui --server <the test server> ARGS`` in-process."""
+def tui(server: Server, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run ``cortex-tui --server <the test server> ARGS`` in-process, with its token."""
+    assert server.token is not None
+    monkeypatch.setenv("CORTEX_TUI_TOKEN", server.token)
     return lambda *args: cli("--server", server.url, *args)
 
 

@@ -24,6 +24,7 @@ class _Orchestrator(ThreadingHTTPServer):
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
         self.requests: list[tuple[str, str, dict[str, object]]] = []
+        self.authorizations: list[str | None] = []
         self.connections = 0
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -44,6 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(("POST", self.path, body))
+        self.server.authorizations.append(self.headers.get("Authorization"))
         self.server.reply(self, body)
 
     do_GET = do_POST
@@ -81,7 +83,7 @@ def serve() -> Iterator[Callable[[Reply], _Orchestrator]]:
 
 def test_calls_share_one_kept_alive_connection(serve: Callable[[Reply], _Orchestrator]) -> None:
     server = serve(lambda h, body: _json(h, 200, {"echo": body}))
-    client = OrchestratorClient(server.url, "job-w0")
+    client = OrchestratorClient(server.url, "job-w0", "s3cret")
     try:
         for n in range(5):
             assert client.call("POST", "next", {"n": n}) == {"echo": {"n": n}}
@@ -92,6 +94,7 @@ def test_calls_share_one_kept_alive_connection(serve: Callable[[Reply], _Orchest
     assert [path for _, path, _ in server.requests] == ["/_cortex/workers/job-w0/next"] * 5 + [
         "/_cortex/workers/job-w0/spec"
     ]
+    assert server.authorizations == ["Bearer s3cret"] * 6  # the worker's own secret
 
 
 def test_a_connection_the_server_dropped_is_redialled_at_once(
@@ -104,7 +107,7 @@ def test_a_connection_the_server_dropped_is_redialled_at_once(
         handler.close_connection = True
 
     server = serve(reply)
-    client = OrchestratorClient(server.url, "w", wait_s=0)  # no time for a retry loop
+    client = OrchestratorClient(server.url, "w", "s3cret", wait_s=0)  # no time for a retry loop
     try:
         for _ in range(3):
             assert client.call("POST", "heartbeat", {}) == {"ok": True}
@@ -126,7 +129,7 @@ def test_chunked_answers_are_read_whole(serve: Callable[[Reply], _Orchestrator])
         handler.wfile.write(b"0\r\n\r\n")
 
     server = serve(reply)
-    client = OrchestratorClient(server.url, "w")
+    client = OrchestratorClient(server.url, "w", "s3cret")
     try:
         assert client.call("POST", "next", {}) == {"items": list(range(1000))}
         assert client.call("POST", "next", {}) == {"items": list(range(1000))}
@@ -139,7 +142,7 @@ def test_a_refusal_names_the_call_and_the_orchestrators_reason(
     serve: Callable[[Reply], _Orchestrator],
 ) -> None:
     server = serve(lambda h, body: _json(h, 400, {"error": "want: must be an integer"}))
-    client = OrchestratorClient(server.url, "w")
+    client = OrchestratorClient(server.url, "w", "s3cret")
     try:
         with pytest.raises(WorkerError, match="refused next: want: must be an integer"):
             client.call("POST", "next", {"want": "x"})
@@ -155,7 +158,7 @@ def test_server_errors_are_retried_until_an_answer(serve: Callable[[Reply], _Orc
         _json(handler, status, {"ok": status == 200})
 
     server = serve(reply)
-    client = OrchestratorClient(server.url, "w", wait_s=10)
+    client = OrchestratorClient(server.url, "w", "s3cret", wait_s=10)
     try:
         assert client.call("POST", "state", {"state": "running"}) == {"ok": True}
     finally:
@@ -181,15 +184,15 @@ def test_garbage_and_silence_end_in_a_clear_error() -> None:
                     conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
 
         threading.Thread(target=babble, daemon=True).start()
-        client = OrchestratorClient(f"http://127.0.0.1:{port}", "w", wait_s=0.3)
+        client = OrchestratorClient(f"http://127.0.0.1:{port}", "w", "s3cret", wait_s=0.3)
         with pytest.raises(OrchestratorUnreachable, match="not an HTTP status line"):
             client.call("GET", "spec")
         client.close()
-    client = OrchestratorClient(f"http://127.0.0.1:{port}", "w", wait_s=0.3)
+    client = OrchestratorClient(f"http://127.0.0.1:{port}", "w", "s3cret", wait_s=0.3)
     with pytest.raises(OrchestratorUnreachable, match=r"did not answer for 0\.3s"):
         client.call("GET", "spec")
 
 
 def test_only_plain_http_urls_are_accepted() -> None:
     with pytest.raises(WorkerError, match="must be http://host:port"):
-        OrchestratorClient("https://example.invalid", "w")
+        OrchestratorClient("https://example.invalid", "w", "s3cret")

@@ -534,8 +534,10 @@ def test_workers_over_the_cap_wait_as_pending(tmp_path: Path) -> None:
 
 def test_process_workers_start_from_an_allowlisted_environment(srv: Server, tmp_path: Path) -> None:
     project = make_project(tmp_path, "envy", ECHO_ENV)
-    text = (project / "cortex.yaml").read_text().replace(
-        "path: predictor.py", "path: predictor.py\n    env: {API_KEY: k-123}"
+    text = (
+        (project / "cortex.yaml")
+        .read_text()
+        .replace("path: predictor.py", "path: predictor.py\n    env: {API_KEY: k-123}")
     )
     (project / "cortex.yaml").write_text(text)
     srv.deploy(project)

@@ -175,14 +175,17 @@ def test_bad_bodies_are_refused_with_a_message_that_says_where(
 @pytest.mark.parametrize("kind", SOURCE_KINDS)
 @pytest.mark.parametrize(
     ("batch_size", "shown"),
-    [(0, "0"), (-3, "-3"), (True, "true"), ("10", '"10"'), (2.0, "2.0"), (None, "null")],
+    [
+        *((0, "0"), (-3, "-3"), (True, "true"), ("10", '"10"'), (2.0, "2.0"), (None, "null")),
+        (2**63, str(2**63)),  # beyond SQLite's int64
+    ],
 )
 def test_batch_size_must_be_a_positive_integer(kind: str, batch_size: Any, shown: str) -> None:
     section = {"items": [1]} if kind == "item_list" else {"paths": ["/a"]}
 
     message = error_of({kind: {**section, "batch_size": batch_size}})
 
-    assert message == f"{kind}.batch_size: must be an integer >= 1, got {shown}"
+    assert message == f"{kind}.batch_size: must be an integer >= 1 (and below 2**63), got {shown}"
 
 
 def test_source_error_is_an_http_400() -> None:

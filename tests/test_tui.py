@@ -46,7 +46,8 @@ def run_async(test: Callable[..., Coroutine[None, None, None]]) -> Callable[...,
 
 
 def make_app(server: Server, readonly: bool = False) -> CortexApp:
-    return CortexApp(CortexClient(server.url, timeout=10), readonly=readonly, refresh_s=0.5)
+    client = CortexClient(server.url, timeout=10, token=server.token)
+    return CortexApp(client, readonly=readonly, refresh_s=0.5)
 
 
 @contextlib.asynccontextmanager
