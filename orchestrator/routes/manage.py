@@ -14,11 +14,19 @@ from orchestrator import apis, jobs, logs, results, views
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.models import Worker
+from orchestrator.openapi import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    DEPLOY,
+    json_answer,
+    text_answer,
+)
+from orchestrator.openapi import json_body as body_of
 from orchestrator.routes.deps import context, json_body
 from orchestrator.status import JobStatus
 from orchestrator.workers import short_name
 
-router = APIRouter(prefix="/_cortex", tags=["management"])
+router = APIRouter(prefix="/_cortex", tags=["management"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
 
 
@@ -34,7 +42,18 @@ def health(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-@router.post("/apis")
+@router.post(
+    "/apis",
+    response_model=None,
+    openapi_extra=body_of(DEPLOY),
+    responses={
+        **json_answer(
+            {"type": "object", "required": ["apis"], "properties": {"apis": {"type": "array"}}},
+            "Each API of the project: created, updated or up_to_date",
+        ),
+        **BODY_ERRORS,
+    },
+)
 async def deploy(request: Request, ctx: Ctx) -> dict[str, Any]:
     """Deploy the APIs of a project directory's ``cortex.yaml``."""
     body = await json_body(request, 1024 * 1024)
@@ -61,7 +80,11 @@ def delete_api(api_name: str, ctx: Ctx) -> dict[str, str]:
     return apis.delete_api(ctx, api_name)
 
 
-@router.get("/apis/{api_name}/jobs/{job_id}/logs")
+@router.get(
+    "/apis/{api_name}/jobs/{job_id}/logs",
+    response_class=StreamingResponse,
+    responses=text_answer("text/plain", "Log lines, every worker's, in time order"),
+)
 def job_logs(
     api_name: str,
     job_id: str,
@@ -97,7 +120,11 @@ def job_logs(
     return StreamingResponse(logs.follow(log_dir, finished, worker), media_type="text/plain")
 
 
-@router.get("/apis/{api_name}/jobs/{job_id}/results")
+@router.get(
+    "/apis/{api_name}/jobs/{job_id}/results",
+    response_class=StreamingResponse,
+    responses=text_answer("application/x-ndjson", "One JSON line per item, in item order"),
+)
 def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
     """Stream the job's results as JSON lines, in item order."""
     jobs.get_job(ctx, api_name, job_id)

@@ -9,13 +9,48 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator import jobs, views
 from orchestrator.context import Context
+from orchestrator.openapi import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    JOB_STATUS,
+    SUBMISSION,
+    ErrorBody,
+    json_answer,
+)
+from orchestrator.openapi import json_body as body_of
 from orchestrator.routes.deps import context, json_body
 
-router = APIRouter(tags=["batch api"])
+router = APIRouter(tags=["batch api"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
+_LISTED = {**JOB_STATUS, "properties": {**JOB_STATUS["properties"], "config": False}}
 
 
-@router.post("/{api_name}", summary="Submit a job")
+@router.post(
+    "/{api_name}",
+    summary="Submit a job",
+    response_model=None,
+    openapi_extra=body_of(SUBMISSION),
+    responses={
+        **json_answer(
+            {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["job_id", "api_name", "workers", "batches_per_worker"],
+                        "properties": {"job_id": {"type": "string"}},
+                    },
+                    {
+                        "type": "object",
+                        "required": ["api_name", "dry_run", "batches", "items"],
+                        "properties": {"dry_run": {"const": True}},
+                    },
+                ]
+            },
+            "The job as submitted (or, with dryRun, what it would enqueue)",
+        ),
+        **BODY_ERRORS,
+    },
+)
 async def submit(
     api_name: str,
     request: Request,
@@ -29,7 +64,19 @@ async def submit(
     return await run_in_threadpool(jobs.submit_job, ctx, api_name, body)
 
 
-@router.get("/{api_name}", summary="List an API's jobs, newest first")
+@router.get(
+    "/{api_name}",
+    summary="List an API's jobs, newest first",
+    response_model=None,
+    responses=json_answer(
+        {
+            "type": "object",
+            "required": ["api_name", "endpoint", "jobs"],
+            "properties": {"jobs": {"type": "array", "items": _LISTED}},
+        },
+        "Each job's status, without its config",
+    ),
+)
 def list_jobs(
     api_name: str, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
 ) -> dict[str, Any]:
@@ -37,13 +84,28 @@ def list_jobs(
     return views.list_jobs(ctx, api_name, limit)
 
 
-@router.get("/{api_name}/{job_id}", summary="Get a job's status")
+@router.get(
+    "/{api_name}/{job_id}",
+    summary="Get a job's status",
+    response_model=None,
+    responses=json_answer(
+        {"type": "object", "required": ["job_status"], "properties": {"job_status": JOB_STATUS}}
+    ),
+)
 def get_job(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Return ``{"job_status": ...}``."""
     return views.job_status_response(ctx, api_name, job_id)
 
 
-@router.delete("/{api_name}/{job_id}", summary="Stop a job")
+@router.delete(
+    "/{api_name}/{job_id}",
+    summary="Stop a job",
+    response_model=None,
+    responses={
+        **json_answer({"type": "object", "required": ["message"]}),
+        409: {"model": ErrorBody, "description": "The job already ended: nothing to stop"},
+    },
+)
 def stop_job(api_name: str, job_id: str, ctx: Ctx) -> dict[str, str]:
     """Stop the job; results produced so far are kept."""
     return jobs.stop_job(ctx, api_name, job_id)

@@ -11,9 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator import delivery
 from orchestrator.context import Context
 from orchestrator.errors import InvalidRequest
+from orchestrator.openapi import BODY_ERRORS, COMMON_ERRORS, WORKER_REPORT
+from orchestrator.openapi import json_body as body_of
 from orchestrator.routes.deps import context, json_body
 
-router = APIRouter(prefix="/_cortex/workers", tags=["workers"])
+router = APIRouter(prefix="/_cortex/workers", tags=["workers"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
 _LIMIT = 64 * 1024 * 1024  # results of one batch
 
@@ -31,14 +33,14 @@ def spec(worker_id: str, ctx: Ctx) -> dict[str, Any]:
     return delivery.worker_spec(ctx, worker_id)
 
 
-@router.post("/{worker_id}/state")
+@router.post("/{worker_id}/state", openapi_extra=body_of(WORKER_REPORT), responses=BODY_ERRORS)
 async def state(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
     """Record the worker's own state report."""
     body = await _object(request)
     return await run_in_threadpool(delivery.report_state, ctx, worker_id, body)
 
 
-@router.post("/{worker_id}/next")
+@router.post("/{worker_id}/next", openapi_extra=body_of(WORKER_REPORT), responses=BODY_ERRORS)
 async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
     """Acknowledge the last batch and hand out the next task."""
     body = await _object(request)
@@ -55,14 +57,14 @@ async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
     )
 
 
-@router.post("/{worker_id}/heartbeat")
+@router.post("/{worker_id}/heartbeat", openapi_extra=body_of(WORKER_REPORT), responses=BODY_ERRORS)
 async def heartbeat(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
     """Extend the worker's lease."""
     body = await _object(request)
     return await run_in_threadpool(delivery.heartbeat, ctx, worker_id, body)
 
 
-@router.post("/{worker_id}/hook")
+@router.post("/{worker_id}/hook", openapi_extra=body_of(WORKER_REPORT), responses=BODY_ERRORS)
 async def hook(worker_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
     """Record how on_job_complete went."""
     body = await _object(request)
