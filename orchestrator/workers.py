@@ -45,6 +45,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
             "CORTEX_WORKER_ID": short_name(worker_id),
             "CORTEX_JOB_ID": job_id,
             "CORTEX_API_NAME": job.api_name,
+            **_tls_env(ctx),
         },
     )
     try:
@@ -61,6 +62,13 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}"
     )
     return worker_id
+
+
+def _tls_env(ctx: Context) -> dict[str, str]:
+    """Hand an HTTPS orchestrator's certificate to the worker, which trusts only it."""
+    if not ctx.settings.tls_cert:
+        return {}
+    return {"CORTEX_SERVER_CERT": Path(ctx.settings.tls_cert).read_text()}
 
 
 def live_workers(ctx: Context, job_id: str) -> list[Worker]:

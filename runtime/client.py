@@ -38,11 +38,16 @@ class OrchestratorClient:
         secret: str,
         wait_s: float = 600.0,
         timeout_s: float = 60.0,
+        server_cert: str | None = None,
     ) -> None:
         url = urlsplit(server)
-        if url.scheme != "http" or not url.hostname:
-            raise WorkerError(f"the orchestrator URL must be http://host:port, got {server!r}")
-        self._address = (url.hostname, url.port or 80)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise WorkerError(
+                f"the orchestrator URL must be http(s)://host:port, got {server!r}"
+            )
+        self._tls = _tls_context(server_cert) if url.scheme == "https" else None
+        self._tls_host = url.hostname
+        self._address = (url.hostname, url.port or (443 if self._tls else 80))
         self._host_header = url.netloc
         self._authorization = f"Bearer {secret}"
         self._base = f"{url.path.rstrip('/')}/_cortex/workers/{worker_id}"
@@ -97,8 +102,11 @@ class OrchestratorClient:
 
     def _request(self, method: str, path: str, data: bytes) -> tuple[int, str]:
         if self._sock is None:
-            self._sock = socket.create_connection(self._address, timeout=self._timeout)
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = socket.create_connection(self._address, timeout=self._timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._tls_host)
+            self._sock = sock
             self._reader = self._sock.makefile("rb")
         assert self._reader is not None
         head = (
@@ -117,6 +125,24 @@ class OrchestratorClient:
         if headers.get("connection", "").lower() == "close" or not delimited:
             self.close()
         return status, body.decode()
+
+
+def _tls_context(server_cert: str | None) -> Any:
+    """Return an SSL context for an HTTPS orchestrator (``ssl`` is imported only here).
+
+    With ``server_cert`` (the PEM the orchestrator serves, handed over at launch), that
+    certificate is the only one trusted, whatever names it carries: the worker reaches the
+    orchestrator on loopback, a name no public certificate has. Without it, the system's
+    certificate authorities and the usual name check apply.
+    """
+    import ssl
+
+    if not server_cert:
+        return ssl.create_default_context()
+    context = ssl.create_default_context(cadata=server_cert)
+    context.check_hostname = False
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
 
 
 def _read_head(reader: BinaryIO) -> tuple[int, dict[str, str]]:

@@ -43,7 +43,8 @@ class Worker:
         self.worker_id = worker_id
         self.secret = secret
         self.project_dir = project_dir
-        self.client = OrchestratorClient(server, worker_id, secret)
+        self.server_cert = os.environ.get("CORTEX_SERVER_CERT") or None
+        self.client = OrchestratorClient(server, worker_id, secret, server_cert=self.server_cert)
         self.batch_index: int | None = None
         self.stopping = False
         self.trace = _Trace(worker_id)
@@ -79,7 +80,11 @@ class Worker:
         acks: list[dict[str, Any]] = []
         heartbeat = _Heartbeat(
             OrchestratorClient(
-                self.server, self.worker_id, self.secret, wait_s=spec["heartbeat_interval_s"]
+                self.server,
+                self.worker_id,
+                self.secret,
+                wait_s=spec["heartbeat_interval_s"],
+                server_cert=self.server_cert,
             ),
             spec["heartbeat_interval_s"],
             buffer,

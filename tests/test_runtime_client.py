@@ -193,6 +193,7 @@ def test_garbage_and_silence_end_in_a_clear_error() -> None:
         client.call("GET", "spec")
 
 
-def test_only_plain_http_urls_are_accepted() -> None:
-    with pytest.raises(WorkerError, match="must be http://host:port"):
-        OrchestratorClient("https://example.invalid", "w", "s3cret")
+def test_only_http_and_https_urls_are_accepted() -> None:
+    for url in ("ftp://example.invalid", "example.invalid:80", "http://"):
+        with pytest.raises(WorkerError, match=r"must be http\(s\)://host:port"):
+            OrchestratorClient(url, "w", "s3cret")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -35,7 +36,16 @@ ECHO_ENV = textwrap.dedent(
             return [{"env": dict(os.environ), "uid": os.getuid()} for _ in payload]
     """
 )
-SLOW = "import time\nclass PythonPredictor:\n    def predict(self, payload):\n        time.sleep(0.5)\n        return payload\n"
+SLOW = textwrap.dedent(
+    """
+    import time
+
+    class PythonPredictor:
+        def predict(self, payload):
+            time.sleep(0.5)
+            return payload
+    """
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +141,8 @@ project = tempfile.mkdtemp()
 open(os.path.join(project, "cortex.yaml"), "w").write(
     "- name: pwn\\n  kind: BatchAPI\\n  predictor: {type: python, path: p.py}\\n")
 open(os.path.join(project, "p.py"), "w").write(
-    "import os\\nclass PythonPredictor:\\n  def predict(self, payload):\\n    return [os.getuid()]\\n")
+    "import os\\nclass PythonPredictor:\\n"
+    "  def predict(self, payload):\\n    return [os.getuid()]\\n")
 os.chmod(project, 0o755)
 for name in ("cortex.yaml", "p.py"):
     os.chmod(os.path.join(project, name), 0o644)
@@ -598,3 +609,36 @@ def test_a_damaged_database_stops_start_up_with_one_line(tmp_path: Path) -> None
     db.unlink()
     out = start_on(server.home)
     assert out.returncode != 0 and "is missing" in out.stderr and "backup" in out.stderr
+
+
+# --- 9. HTTPS --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to make a certificate")
+def test_https_serves_clients_and_workers(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", "/CN=batch.internal", "-keyout", str(key), "-out", str(cert)),
+            *("-addext", "subjectAltName=DNS:batch.internal,IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = Server(tmp_path / "home", tls_cert=str(cert), tls_key=str(key))
+    server.home.mkdir()
+    server.url = server.url.replace("http://", "https://")
+    trust = ssl.create_default_context(cafile=str(cert))
+    server.http = httpx.Client(base_url=server.url, timeout=30, verify=trust)
+    server.start()
+    try:
+        with pytest.raises(httpx.HTTPError):  # plain HTTP is not spoken there
+            httpx.get(server.url.replace("https://", "http://") + "/_cortex/health", timeout=5)
+        server.deploy(SAMPLES / "testbench")
+        job = server.submit("testbench", items_job([1, 2, 3], workers=2))
+        # The workers reached the orchestrator over HTTPS, trusting only its certificate.
+        assert server.wait("testbench", job["job_id"])["status"] == "status_succeeded"
+        assert [r["item_index"] for r in server.results("testbench", job["job_id"])] == [0, 1, 2]
+    finally:
+        assert not server.cleanup()
