@@ -1,9 +1,10 @@
 """Chaos: ``kill -9`` workers and the orchestrator itself, many times, mid-job; nothing may be lost.
 
 What: a real orchestrator (``python -m orchestrator``, temporary home, loopback port) runs
-several ``benchmarks/apis/bench`` jobs of one-item batches (``--batches`` in all) while a
-seeded schedule SIGKILLs ``--kills`` processes: random workers (``python -m runtime``), and
-the orchestrator, which is restarted at once on the same home and port (its workers outlive
+``--jobs`` ``benchmarks/apis/bench`` jobs (by default 4 of 2 workers: 8 live workers, the
+default cap on 2 cores) of one-item batches, ``--batches`` in all, while a seeded schedule
+SIGKILLs ``--kills`` processes: random workers (``python -m runtime``), and the
+orchestrator, which is restarted at once on the same home and port (its workers outlive
 it, reconnect, and are adopted again). Once every job has ended it checks, per job, the
 final status, the status counters and every stored result line, and prints:
 
@@ -76,7 +77,16 @@ REPORT_EVERY_S = 5.0
 START_TIMEOUT_S = 30.0
 WORKER_WAIT_S = 15.0  # how long a worker kill waits for a live worker to pick
 END_TIMEOUT_S = 300.0  # after the last kill, for every job to end
+STUCK_S = 90.0  # no status answer, or no batch finished, for this long: the run is stuck
 TERMINAL_WORKER_WAIT_S = 15.0  # after the jobs ended, for their workers to exit
+
+
+class HttpError(RuntimeError):
+    """The orchestrator answered a request with an error status."""
+
+
+class Stuck(RuntimeError):
+    """The jobs stopped making progress, or the orchestrator stopped answering."""
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,7 @@ class Server:
             headers = {"Content-Type": "application/json"}
             response = self.http.request(method, path, content=content, headers=headers)
         if response.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text}")
+            raise HttpError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
 
     def result_lines(self, job_id: str) -> list[dict[str, Any]]:
@@ -278,13 +288,9 @@ def submit_jobs(server: Server, plan: Plan) -> dict[str, int]:
     return jobs
 
 
-def statuses(server: Server, jobs: dict[str, int]) -> dict[str, dict[str, Any]] | None:
-    """Return our jobs' statuses from one ``GET /bench``; None while the server is away."""
-    try:
-        listed = server.request("GET", f"/{API}?limit={len(jobs) + 10}")["jobs"]
-    except (httpx.TransportError, RuntimeError):
-        return None
-    return {j["job_id"]: j for j in listed if j["job_id"] in jobs}
+def statuses(server: Server, jobs: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Return each job's ``job_status`` (``GET /bench/<job_id>``)."""
+    return {job_id: server.request("GET", f"/{API}/{job_id}")["job_status"] for job_id in jobs}
 
 
 def batches_done(found: dict[str, dict[str, Any]]) -> int:
@@ -302,7 +308,7 @@ def all_ended(found: dict[str, dict[str, Any]], jobs: dict[str, int]) -> bool:
 
 
 class Watcher:
-    """Polls the jobs' progress, printing a line every few seconds."""
+    """Polls the jobs' progress, printing a line every few seconds; raises Stuck if stuck."""
 
     def __init__(self, server: Server, jobs: dict[str, int], started: float) -> None:
         self.server = server
@@ -310,14 +316,27 @@ class Watcher:
         self.total = sum(jobs.values())
         self.started = started
         self.last_report = 0.0
+        self.last_answer = self.last_progress = started
         self.done = 0
+        self.errors: Counter[str] = Counter()  # error answers to status requests
 
     def poll(self) -> dict[str, dict[str, Any]] | None:
         """Poll once; return the statuses (None while the orchestrator is away)."""
-        found = statuses(self.server, self.jobs)
+        found: dict[str, dict[str, Any]] | None = None
+        try:
+            found = statuses(self.server, self.jobs)
+        except httpx.TransportError:
+            pass  # restarting: expected
+        except HttpError as e:
+            if not self.errors[str(e)]:
+                progress(f"  status request answered with an error: {e}")
+            self.errors[str(e)] += 1
         now = time.monotonic()
         if found is not None:
-            self.done = batches_done(found)
+            self.last_answer = now
+            done = batches_done(found)
+            if done != self.done or all_ended(found, self.jobs):
+                self.done, self.last_progress = done, now
         if now - self.last_report >= REPORT_EVERY_S:
             self.last_report = now
             states = Counter(s["status"] for s in (found or {}).values())
@@ -326,6 +345,10 @@ class Watcher:
                 f"  t={now - self.started:5.1f}s {self.done:,}/{self.total:,} batches"
                 f" done; {shown or 'orchestrator away'}"
             )
+        if now - self.last_answer > STUCK_S:
+            raise Stuck(f"the orchestrator has not answered a status request for {STUCK_S:g}s")
+        if now - self.last_progress > STUCK_S:
+            raise Stuck(f"no batch finished for {STUCK_S:g}s ({self.done:,} done)")
         return found
 
     def until(self, fraction: float) -> bool:
@@ -348,6 +371,10 @@ class Watcher:
                 return found
             time.sleep(POLL_S)
         return None
+
+    def restarted(self) -> None:
+        """Note that the orchestrator was just restarted: its downtime is not a stall."""
+        self.last_answer = self.last_progress = time.monotonic()
 
 
 def worker_of(pid: int) -> str:
@@ -384,9 +411,8 @@ def kill_orchestrator(server: Server) -> float:
     return time.monotonic() - started
 
 
-def run_schedule(server: Server, watcher: Watcher, kills: list[Kill]) -> Done:
+def run_schedule(server: Server, watcher: Watcher, kills: list[Kill], done: Done) -> None:
     """Do each kill once the run reaches its point; stop early only if every job ended."""
-    done = Done()
     for number, kill in enumerate(kills, 1):
         if not watcher.until(kill.at):
             progress(f"  every job ended before kill {number} (at {kill.at:.0%}): schedule cut")
@@ -398,6 +424,7 @@ def run_schedule(server: Server, watcher: Watcher, kills: list[Kill]) -> Done:
             seconds = kill_orchestrator(server)
             done.orchestrator += 1
             done.restart_s.append(seconds)
+            watcher.restarted()
             progress(f"{where} orchestrator pid {pid}; answering again after {seconds:.1f}s")
         else:
             killed = kill_worker(server, kill.pick)
@@ -406,19 +433,22 @@ def run_schedule(server: Server, watcher: Watcher, kills: list[Kill]) -> Done:
                 continue
             done.workers += 1
             progress(f"{where} {killed}")
-    return done
 
 
 def check_job(server: Server, job_id: str, batches: int, status: dict[str, Any]) -> JobCheck:
     """Compare the job's final status and stored results with the batches it was given."""
     metrics = status["batch_metrics"]
     succeeded, failed, total = metrics["succeeded"], metrics["failed"], metrics["total"]
-    lines = server.result_lines(job_id)
+    problems = []
+    try:
+        lines = server.result_lines(job_id)
+    except httpx.HTTPError as e:
+        problems.append(f"results unreadable: {e}")
+        lines = []
     per_batch = Counter(int(line["batch_index"]) for line in lines)
     missing = sum(1 for index in range(batches) if index not in per_batch)
     repeated = sum(n - 1 for n in per_batch.values() if n > 1)
     stray = sum(n for index, n in per_batch.items() if not 0 <= index < batches)
-    problems = []
     if status["status"] != "status_succeeded":
         problems.append(f"ended {status['status']}: {status.get('message')}")
     if total != batches:
@@ -474,7 +504,17 @@ def log_problems(log_path: Path, limit: int = 40) -> list[str]:
     return [line for line in lines if any(k in line for k in keep)][-limit:]
 
 
-def report(checks: list[JobCheck], done: Done, wall_s: float, workers_left: int) -> str:
+def _tail(path: Path, lines: int) -> list[str]:
+    """Return the last lines of a file (none if it cannot be read)."""
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def report(
+    checks: list[JobCheck], done: Done, wall_s: float, workers_left: int, status_errors: int
+) -> str:
     """Print the per-job table and the figures; return the machine-readable line."""
     progress(
         f"{'job':<34} {'status':<26} {'batches':>8} {'total':>8} {'ok':>8} {'failed':>6}"
@@ -503,6 +543,7 @@ def report(checks: list[JobCheck], done: Done, wall_s: float, workers_left: int)
         ("kills (workers + orchestrator)", f"{done.total} ({done.workers} + {done.orchestrator})"),
         ("orchestrator kill to healthy, p50 / max", restart),
         ("workers left after the jobs ended", str(workers_left)),
+        ("status requests answered with an error", str(status_errors)),
         ("wall time, submit to every job ended", f"{wall_s:.1f} s"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -534,29 +575,53 @@ def chaos(plan: Plan, tmp: Path) -> int:
             f" {plan.workers} workers each, sleep_s={plan.sleep_s:g}"
         )
         watcher = Watcher(server, jobs, started)
-        done = run_schedule(server, watcher, kills)
-        found = watcher.until_ended(END_TIMEOUT_S)
+        done = Done()
+        found: dict[str, dict[str, Any]] | None = None
+        try:
+            run_schedule(server, watcher, kills, done)
+            found = watcher.until_ended(END_TIMEOUT_S)
+            if found is None:
+                progress(f"STUCK: not every job ended within {END_TIMEOUT_S:g}s of the last kill")
+        except Stuck as e:
+            progress(f"STUCK: {e}")
         wall_s = time.monotonic() - started
         if found is None:
-            progress(f"not every job ended within {END_TIMEOUT_S:g}s of the last kill")
-            found = statuses(server, jobs) or {}
+            found = last_statuses(server, jobs)
         checks = [
             check_job(server, job_id, batches, found.get(job_id) or _unknown(job_id))
             for job_id, batches in jobs.items()
         ]
         workers_left = workers_remaining(server.url, TERMINAL_WORKER_WAIT_S)
-        line = report(checks, done, wall_s, workers_left)
+        line = report(checks, done, wall_s, workers_left, sum(watcher.errors.values()))
         bad = any(c.wrong or c.lost or c.twice for c in checks)
         if bad:
             progress(f"orchestrator log ({server.log_path}), errors and restarts:")
             for entry in log_problems(server.log_path):
                 progress(f"  | {entry}")
+            for check in checks:
+                if check.wrong or check.lost or check.twice:
+                    job_log = server.home / "logs" / check.job_id / "orchestrator.log"
+                    progress(f"job {check.job_id}'s log ({job_log}), last lines:")
+                    for entry in _tail(job_log, 30):
+                        progress(f"  | {entry}")
         if done.total < plan.kills:
-            progress(f"FAILED: only {done.total} of {plan.kills} kills were done")
+            progress(
+                f"FAILED: only {done.total} of {plan.kills} kills were done: the jobs outran"
+                " the schedule; give them more work (--batches, --sleep-s) or ask fewer kills"
+            )
         print(line, flush=True)
         return 1 if bad else 2 if done.total < plan.kills else 0
     finally:
         server.close()
+
+
+def last_statuses(server: Server, jobs: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Return the statuses of the jobs that the orchestrator still reports."""
+    found = {}
+    for job_id in jobs:
+        with contextlib.suppress(httpx.HTTPError, HttpError):
+            found[job_id] = server.request("GET", f"/{API}/{job_id}")["job_status"]
+    return found
 
 
 def _unknown(job_id: str) -> dict[str, Any]:
@@ -572,7 +637,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Plan, bool]:
     parser.add_argument("--kills", type=int, help="kills in all (default 30; --quick 10)")
     parser.add_argument("--batches", type=int, help="in all (default 10,000; --quick 1,000)")
     parser.add_argument("--jobs", type=int, default=4, help="jobs (default 4)")
-    parser.add_argument("--workers", type=int, default=3, help="workers per job (default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="workers per job (default 2)")
     parser.add_argument("--sleep-s", type=float, help="per batch (default 0.02; --quick 0.05)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1,000 batches, 10 kills")
     parser.add_argument("--keep", action="store_true", help="keep the home and log afterwards")
