@@ -4,6 +4,8 @@ with real worker subprocesses, against a temporary home."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -106,6 +108,15 @@ class Server:
             return (self.home / "token").read_text().strip() or None
         except OSError:
             return None
+
+    def worker_secret(self, worker_id: str) -> str:
+        """The secret a worker was launched with: ``HMAC(HOME/worker.key, "worker:<id>")``.
+
+        Computed the way ``orchestrator/auth.py`` does, from the key file, as a test can
+        (being root) and another local user cannot.
+        """
+        key = (self.home / "worker.key").read_text().strip().encode()
+        return hmac.new(key, f"worker:{worker_id}".encode(), hashlib.sha256).hexdigest()
 
     def kill(self) -> None:
         """SIGKILL the orchestrator (its workers live on)."""

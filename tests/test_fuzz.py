@@ -10,8 +10,6 @@ are fuzzed with that worker's own secret.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import shutil
 import subprocess
 import sys
@@ -89,8 +87,7 @@ def test_the_worker_routes_hold_to_their_document(
     fuzzed: tuple[Server, str, str], tmp_path: Path
 ) -> None:
     server, _, worker_id = fuzzed
-    key = (server.home / "worker.key").read_text().strip().encode()
-    secret = hmac.new(key, f"worker:{worker_id}".encode(), hashlib.sha256).hexdigest()
+    secret = server.worker_secret(worker_id)
     run = schemathesis(
         server,
         tmp_path,

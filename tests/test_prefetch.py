@@ -7,8 +7,6 @@ visibility timeout 3 s, heartbeat 1 s).
 from __future__ import annotations
 
 import collections
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -138,10 +136,8 @@ def test_next_refuses_malformed_requests_and_names_the_field(
     server.wait_for(testbench, job_id, lambda s: s["worker_stats"]["running"] == 1)
     [worker] = server.workers(testbench, job_id)
     url = f"/_cortex/workers/{worker['worker_id']}/next"
-    # The worker's own secret (see orchestrator/auth.py): worker routes take nothing else.
-    key = (server.home / "worker.key").read_text().strip().encode()
-    secret = hmac.new(key, f"worker:{worker['worker_id']}".encode(), hashlib.sha256).hexdigest()
-    as_worker = {"Authorization": f"Bearer {secret}"}
+    # The worker's own secret: worker routes take nothing else.
+    as_worker = {"Authorization": f"Bearer {server.worker_secret(worker['worker_id'])}"}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"acks": {"batch_id": 1}}, "acks: must be a list"),
         ({"acks": [{"batch_id": "7"}]}, "acks[0].batch_id: must be an integer"),

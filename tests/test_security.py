@@ -7,8 +7,6 @@ another local user (uid 65534). Job sources are confined to the API's project di
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -384,11 +382,6 @@ def test_source_roots_let_the_operator_open_a_folder(tmp_path: Path, outside: Pa
 # --- 4. forged workers ---------------------------------------------------------------------
 
 
-def worker_secret(server: Server, worker_id: str) -> str:
-    key = (server.home / "worker.key").read_text().strip().encode()
-    return hmac.new(key, f"worker:{worker_id}".encode(), hashlib.sha256).hexdigest()
-
-
 def as_worker(
     server: Server, worker_id: str, path: str, body: Any, secret: str | None
 ) -> httpx.Response:
@@ -410,24 +403,24 @@ def test_forged_worker_calls_are_refused_and_change_nothing(srv: Server, slow_ap
     w0, w1 = f"{job_id}-w0", f"{job_id}-w1"
     user = srv.token
     assert user is not None
-    for secret, code in ((None, 401), (user, 403), ("guess", 403), (worker_secret(srv, w1), 403)):
+    for secret, code in ((None, 401), (user, 403), ("guess", 403), (srv.worker_secret(w1), 403)):
         assert as_worker(srv, w0, "next", {"want": 1}, secret).status_code == code
         failed = {"state": "failed", "reason": "load_error", "error": "forged"}
         assert as_worker(srv, w0, "state", failed, secret).status_code == code
         assert as_worker(srv, w0, "spec", {}, secret).status_code in (code, 405)
     # With its own secret, worker 1 still cannot ack a batch leased to worker 0 ...
-    leased = as_worker(srv, w0, "next", {"want": 1}, worker_secret(srv, w0)).json()
+    leased = as_worker(srv, w0, "next", {"want": 1}, srv.worker_secret(w0)).json()
     assert leased["task"] == "batches", leased
     batch = leased["batches"][0]
     forged_ack = {"batch_id": batch["batch_id"], "lease": batch["lease"], "result": "FORGED"}
-    r = as_worker(srv, w1, "next", {"acks": [forged_ack], "want": 0}, worker_secret(srv, w1))
+    r = as_worker(srv, w1, "next", {"acks": [forged_ack], "want": 0}, srv.worker_secret(w1))
     assert r.status_code == 403 and "never leased to worker w1" in r.json()["error"]
     # ... nor invent a lease token, nor release it.
     invented = {"batch_id": batch["batch_id"], "lease": "0" * 32, "result": "FORGED"}
-    r = as_worker(srv, w0, "next", {"acks": [invented], "want": 0}, worker_secret(srv, w0))
+    r = as_worker(srv, w0, "next", {"acks": [invented], "want": 0}, srv.worker_secret(w0))
     assert r.status_code == 403
     release = {"release": [{"batch_id": batch["batch_id"], "lease": "x"}], "stopping": True}
-    assert as_worker(srv, w0, "next", release, worker_secret(srv, w0)).status_code == 403
+    assert as_worker(srv, w0, "next", release, srv.worker_secret(w0)).status_code == 403
     # The stolen lease expires back to the queue; the job ends with real results only.
     status = srv.wait(slow_api, job_id, timeout=90)
     assert status["status"] == "status_succeeded", status
@@ -439,7 +432,7 @@ def test_forged_worker_calls_are_refused_and_change_nothing(srv: Server, slow_ap
 def test_worker_secrets_appear_nowhere(srv: Server, slow_api: str) -> None:
     job = srv.submit(slow_api, items_job([1, 2], workers=2))
     srv.wait(slow_api, job["job_id"])
-    secrets = [worker_secret(srv, f"{job['job_id']}-w{n}") for n in range(2)]
+    secrets = [srv.worker_secret(f"{job['job_id']}-w{n}") for n in range(2)]
     seen = json.dumps(srv.status(slow_api, job["job_id"]))
     seen += json.dumps(srv.workers(slow_api, job["job_id"]))
     seen += srv.logs(slow_api, job["job_id"]) + (srv.home / "server-test.log").read_text()
