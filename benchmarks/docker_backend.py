@@ -56,6 +56,8 @@ def start_server(home: Path, backend: str) -> tuple[subprocess.Popen[bytes], htt
     )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
     for _ in range(200):
+        if (home / "token").exists():  # every request sends the orchestrator's token
+            http.headers["Authorization"] = f"Bearer {(home / 'token').read_text().strip()}"
         try:
             if http.get("/_cortex/health").status_code == 200:
                 return proc, http

@@ -42,11 +42,15 @@ def main() -> int:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
         try:
             for _ in range(200):
+                token = Path(home) / "token"
+                if token.exists():  # every request sends the orchestrator's token
+                    http.headers["Authorization"] = f"Bearer {token.read_text().strip()}"
                 try:
-                    http.get("/_cortex/health")
-                    break
+                    if http.get("/_cortex/health").status_code == 200:
+                        break
                 except httpx.TransportError:
-                    time.sleep(0.1)
+                    pass
+                time.sleep(0.1)
             print(http.post("/_cortex/apis", json={"project_dir": str(SAMPLE)}).json())
             items = json.loads((SAMPLE / "sample.json").read_text())
             body = {"workers": 1, "item_list": {"items": items, "batch_size": 4}}

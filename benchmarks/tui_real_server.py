@@ -57,12 +57,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: The orchestrator's token, once it has written it (``HOME/token``).
+AUTH: dict[str, str] = {}
+
+
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(home / "server.log", "ab")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "--home", str(home), "--port", str(port)],
+        [
+            *(sys.executable, "-m", "orchestrator", "--home", str(home), "--port", str(port)),
+            *("--set", f"source_roots={home}"),  # the empty source file below lives there
+        ],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -70,8 +77,10 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
+        if (home / "token").exists():
+            AUTH["Authorization"] = f"Bearer {(home / 'token').read_text().strip()}"
         try:
-            if httpx.get(f"{url}/_cortex/health").status_code == 200:
+            if httpx.get(f"{url}/_cortex/health", headers=AUTH).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
@@ -80,7 +89,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def load(url: str, home: Path) -> str:
     """Deploy testbench, make 999 ended jobs and one running on 16 workers; return its id."""
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with httpx.Client(base_url=url, timeout=60, headers=AUTH) as http:
         http.post("/_cortex/apis", json={"project_dir": str(ROOT / "sample_apis" / API)})
         empty = home / "empty.jsonl"
         empty.write_text("")
@@ -122,7 +131,8 @@ async def refreshes(app: CortexApp, screen: Any) -> tuple[list[float], list[floa
 
 
 async def measure(url: str, job_id: str) -> None:
-    client = CortexClient(url, timeout=30, transport=Counting())
+    token = AUTH["Authorization"].removeprefix("Bearer ")
+    client = CortexClient(url, timeout=30, transport=Counting(), token=token)
     app = CortexApp(client, refresh_s=3600)
     async with app.run_test(size=(160, 48)) as pilot:
         jobs_screen = JobsScreen(API)
@@ -175,7 +185,7 @@ def main() -> None:
             job_id = load(url, home)
             print(f"load: {JOBS} jobs on {API} in {time.monotonic() - started:.0f}s")
             asyncio.run(measure(url, job_id))
-            httpx.delete(f"{url}/{API}/{job_id}", timeout=60)
+            httpx.delete(f"{url}/{API}/{job_id}", timeout=60, headers=AUTH)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
