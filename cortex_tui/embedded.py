@@ -146,7 +146,12 @@ def orchestrator_env() -> dict[str, str]:
     return env
 
 
-def ensure_server(client: CortexClient, home: Path, announce: Callable[[str], None]) -> bool:
+def ensure_server(
+    client: CortexClient,
+    home: Path,
+    announce: Callable[[str], None],
+    overrides: Sequence[str] = (),
+) -> bool:
     """Make sure an orchestrator answers at the client's URL; return whether one was started.
 
     Raises:
@@ -160,7 +165,7 @@ def ensure_server(client: CortexClient, home: Path, announce: Callable[[str], No
         address = loopback_address(client.base_url)
         if address is None:
             raise
-    start_embedded(client, home, *address)
+    start_embedded(client, home, *address, overrides=overrides)
     log = display_path(home / "server.log")
     announce(
         f"started the embedded orchestrator at {client.base_url} (home {display_path(home)},"
@@ -169,7 +174,9 @@ def ensure_server(client: CortexClient, home: Path, announce: Callable[[str], No
     return True
 
 
-def start_embedded(client: CortexClient, home: Path, host: str, port: int) -> None:
+def start_embedded(
+    client: CortexClient, home: Path, host: str, port: int, overrides: Sequence[str] = ()
+) -> None:
     """Start the orchestrator of ``home`` in the background and wait until it answers."""
     running = read_server_record(home)
     if running is not None and running.url != client.base_url and pid_alive(running.pid):
@@ -183,7 +190,7 @@ def start_embedded(client: CortexClient, home: Path, host: str, port: int) -> No
         with open(log_path, "ab") as log:
             offset = log.tell()
             process = subprocess.Popen(
-                orchestrator_command(home, host, port),
+                orchestrator_command(home, host, port, overrides=overrides),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -444,8 +444,8 @@ def _check_inside(path: str, real: Path, roots: list[Path] | None) -> None:
     raise OutsideRoots(
         f"{path} resolves to {real}, outside the source roots ({', '.join(map(str, roots))}):"
         " a job reads files only inside its API's project directory and the folders the"
-        " operator lists in the source_roots setting (cortex-tui serve --set"
-        " source_roots=/data,/mnt/shared)"
+        " operator lists in the source_roots setting (cortex-tui up --set"
+        " source_roots=/data,/mnt/shared, or serve --set)"
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ROOT, SAMPLES, Server, free_port
 
@@ -181,6 +182,8 @@ def test_delete_stops_a_running_job_then_deletes_the_api(
     assert f"\nfollow it: cortex-tui --server {server.url} get testbench {job} --watch\n" in (
         submitted.out
     )
+    curl = f'curl -H "Authorization: Bearer $(cortex-tui token)" {server.url}/testbench/{job}'
+    assert f"\njob status: {curl}\n" in submitted.out
     server.wait_for(testbench, job, lambda s: s["worker_stats"]["running"] > 0, timeout=30)
     stopped = tui("delete", testbench, job)
 
@@ -316,3 +319,48 @@ def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
     err = serve.stderr.read()
     serve.stderr.close()
     assert err.startswith(f"serving the orchestrator at http://127.0.0.1:{port}"), err
+
+
+def test_a_wrong_token_is_refused_and_the_cli_says_which_it_sent(
+    server: Server, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORTEX_TUI_TOKEN", "not-the-token")
+    run = cli("--server", server.url, "get")
+    assert run.code == 1
+    assert "the token is not this server's" in run.err
+    assert run.err.rstrip().endswith("(CORTEX_TUI_TOKEN is set, and is not this server's token)")
+
+
+def test_up_starts_the_embedded_server_with_settings(tmp_path: Path) -> None:
+    home, data = tmp_path / "home", tmp_path / "data"
+    data.mkdir()
+    (data / "items.jsonl").write_text("1\n2\n")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CORTEX_TUI_SERVER", "CORTEX_TUI_TOKEN")
+    }
+    env["CORTEX_TUI_HOME"] = str(home)
+    url = f"http://127.0.0.1:{free_port()}"
+
+    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cortex_tui", "--server", url, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    up = cortex_tui("up", "--set", f"source_roots={data}")
+    try:
+        assert up.returncode == 0, up.stderr
+        token = cortex_tui("token")
+        assert token.stdout == (home / "token").read_text()
+        assert cortex_tui("deploy", str(SAMPLES / "testbench")).returncode == 0
+        body = {"delimited_files": {"s3_paths": [str(data)], "batch_size": 1}}
+        r = httpx.post(
+            f"{url}/testbench?dryRun=true",
+            json=body,
+            headers={"Authorization": f"Bearer {token.stdout.strip()}"},
+        )
+        assert r.status_code == 200 and r.json()["items"] == 2, r.text
+        again = cortex_tui("up", "--set", "source_roots=/")
+        assert "already running, so --set changed nothing" in again.stderr
+    finally:
+        cortex_tui("down")

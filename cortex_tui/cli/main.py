@@ -22,7 +22,7 @@ from cortex_tui.cli import (
     tui,
     up,
 )
-from cortex_tui.errors import CortexTuiError
+from cortex_tui.errors import ApiError, CortexTuiError
 
 COMMANDS = (
     tui,
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status: int = tui.run(args) if args.command is None else args.func(args)
     except CortexTuiError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{_token_hint(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -93,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return status
+
+
+def _token_hint(error: CortexTuiError) -> str:
+    """Say which token a refused command sent, when the server refused it."""
+    if not isinstance(error, ApiError) or error.status_code != 401:
+        return ""
+    if os.environ.get("CORTEX_TUI_TOKEN"):
+        return " (CORTEX_TUI_TOKEN is set, and is not this server's token)"
+    return ""
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from cortex_tui.errors import InputError
 # The reference's limit on a request; larger jobs stream their items from files.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
+#: What a curl command needs to reach the orchestrator (README, "Security").
+AUTH_HEADER = '-H "Authorization: Bearer $(cortex-tui token)"'
+
 
 def add_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
@@ -121,8 +124,9 @@ def _too_large(args: argparse.Namespace, path: Path, size: int) -> str:
     how = "write the items one JSON per line, then" if args.items else "instead"
     return (
         f"{path}: the job would be a {size / 2**20:.1f} MB request, over the 10 MB limit;"
-        f" {how} submit the file as delimited_files:"
-        f" curl -X POST {resolve_url(args.server)}/{args.api}"
+        f" {how} submit the file as delimited_files (from inside the API's project directory"
+        " or a folder of the source_roots setting):"
+        f" curl -X POST {resolve_url(args.server)}/{args.api} {AUTH_HEADER}"
         f" -H 'Content-Type: application/json' -d '{example}'"
     )
 
@@ -152,7 +156,7 @@ def _report(
     )
     if not args.wait:
         print(f"follow it: {hint(args, 'get', args.api, job_id, '--watch')}")
-        print(f"job status: curl {client.base_url}/{args.api}/{job_id}")
+        print(f"job status: curl {AUTH_HEADER} {client.base_url}/{args.api}/{job_id}")
 
 
 def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: bool) -> int:

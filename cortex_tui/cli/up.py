@@ -19,7 +19,17 @@ def add_parser(
         parents=[common],
         help="start the embedded orchestrator in the background",
         description="Start the embedded orchestrator in the background (if nothing answers"
-        " at the server URL yet) and say where it is.",
+        " at the server URL yet) and say where it is. --set KEY=VALUE settings apply when it"
+        " is started here.",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server setting for the orchestrator started now, e.g."
+        " source_roots=/data,/mnt/shared (repeatable; as cortex-tui serve --set)",
     )
     add_output_option(parser)
     parser.set_defaults(func=run)
@@ -27,7 +37,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Ensure the orchestrator runs, then describe it."""
-    with connect(args) as client:
+    with connect(args, args.overrides) as client:
         health = client.health()
     if args.output == "json":
         print_json(health)
