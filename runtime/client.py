@@ -42,9 +42,7 @@ class OrchestratorClient:
     ) -> None:
         url = urlsplit(server)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise WorkerError(
-                f"the orchestrator URL must be http(s)://host:port, got {server!r}"
-            )
+            raise WorkerError(f"the orchestrator URL must be http(s)://host:port, got {server!r}")
         self._tls = _tls_context(server_cert) if url.scheme == "https" else None
         self._tls_host = url.hostname
         self._address = (url.hostname, url.port or (443 if self._tls else 80))
