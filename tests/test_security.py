@@ -515,6 +515,23 @@ def test_dropped_log_followers_do_not_starve_other_requests(srv: Server, slow_ap
     srv.wait(slow_api, job["job_id"])
 
 
+def test_a_job_of_256_workers_starts_no_more_than_the_default_cap(
+    srv: Server, slow_api: str
+) -> None:
+    cores, pages = os.cpu_count() or 1, os.sysconf("SC_PHYS_PAGES")
+    cap = max(2, min(4 * cores, pages * os.sysconf("SC_PAGE_SIZE") // (256 << 20)))
+    job = srv.submit(slow_api, items_job(list(range(600)), workers=256))
+    status = srv.wait_for(
+        slow_api, job["job_id"], lambda s: s["worker_stats"]["running"] >= min(cap, 4), 60
+    )
+    time.sleep(1)  # a few supervisor ticks: no more workers start
+    status = srv.status(slow_api, job["job_id"])
+    assert len(srv.workers(slow_api, job["job_id"])) <= cap
+    assert status["worker_stats"]["pending"] >= 256 - cap, status["worker_stats"]
+    srv.http.delete(f"/{slow_api}/{job['job_id']}")
+    srv.wait_workers_gone(slow_api, job["job_id"])
+
+
 def test_workers_over_the_cap_wait_as_pending(tmp_path: Path) -> None:
     server = Server(tmp_path / "home", max_live_workers="2")
     server.home.mkdir()
