@@ -133,7 +133,8 @@ def _submit_files(sizes: Sizes, figures: Figures) -> None:
             f"submit files: wrote {total_bytes / 1e6:.0f} MB, {lines} lines"
             f" in {time.perf_counter() - started:.1f}s"
         )
-        with harness.orchestrator() as server:
+        # The generated files are outside the bench API's project: open their folder to jobs.
+        with harness.orchestrator(settings=[f"source_roots={tmp}"]) as server:
             api = server.deploy()
             _, idle = server.memory_mb()
             body = {
