@@ -22,8 +22,11 @@ demo: $(STAMP)
 	@echo
 	@echo "next: source $(VENV)/bin/activate, then try: cortex-tui get iris-classifier"
 
-## test: the whole test suite
+## test: lint and types (ruff, mypy), then the whole test suite
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
@@ -41,11 +44,12 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py --quick
 
-## check: lint, types and tests
-check: lint test
+## check: the same as test (lint, types, tests)
+check: test
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 fmt: $(STAMP)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_API = ROOT / "benchmarks" / "apis" / "bench"
 POLL_S = 0.02
 ENQUEUING = "status_enqueuing"
-IN_PROGRESS = ("status_enqueuing", "status_running", "status_unknown")
+IN_PROGRESS = ("status_enqueuing", "status_running")
 
 
 def free_port() -> int:
@@ -223,7 +223,7 @@ class Orchestrator:
 
 
 def worker_pids(url: str) -> list[int]:
-    """Return the pids of ``python -m runtime`` workers that talk to the server at ``url``."""
+    """Return the pids of ``python -m runtime`` workers launched to talk to the server at ``url``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -233,7 +233,7 @@ def worker_pids(url: str) -> list[int]:
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in argv]
-        if "runtime" in args and "--server" in args and url in args:
+        if "runtime" in args and "--transport" in args and url in args:
             pids.append(int(entry.name))
     return pids
 

@@ -24,8 +24,6 @@ from pathlib import Path
 
 TOKEN_FILE = "token"
 KEY_FILE = "worker.key"
-#: The environment variable a worker finds its secret in.
-WORKER_SECRET_ENV = "CORTEX_WORKER_SECRET"
 
 
 class Credentials:

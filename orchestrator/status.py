@@ -8,7 +8,6 @@ from enum import StrEnum
 class JobStatus(StrEnum):
     """A job's status; the values are the wire strings of the reference."""
 
-    UNKNOWN = "status_unknown"
     ENQUEUING = "status_enqueuing"
     RUNNING = "status_running"
     ENQUEUE_FAILED = "status_enqueue_failed"
@@ -26,14 +25,12 @@ class JobStatus(StrEnum):
         return self not in _ACTIVE
 
 
-_ACTIVE = frozenset({JobStatus.UNKNOWN, JobStatus.ENQUEUING, JobStatus.RUNNING})
+_ACTIVE = frozenset({JobStatus.ENQUEUING, JobStatus.RUNNING})
 _ENDINGS = frozenset(JobStatus) - _ACTIVE
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.ENQUEUING: frozenset({JobStatus.RUNNING, JobStatus.ENQUEUE_FAILED}) | _ENDINGS,
     JobStatus.RUNNING: _ENDINGS - {JobStatus.ENQUEUE_FAILED},
-    # A job whose state could not be read back after a restart may resume or end.
-    JobStatus.UNKNOWN: frozenset({JobStatus.ENQUEUING, JobStatus.RUNNING}) | _ENDINGS,
     **{status: frozenset() for status in _ENDINGS},
 }
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from sqlmodel import select
 
 from orchestrator import queue
-from orchestrator.auth import WORKER_SECRET_ENV
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
 from orchestrator.models import Job, Worker
 from orchestrator.status import JobStatus, WorkerState
+from runtime.protocol import SERVER_CERT_ENV, WORKER_SECRET_ENV
 
 
 def short_name(worker_id: str) -> str:
@@ -35,7 +35,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         job_id=job_id,
         api_name=job.api_name,
         slot=slot,
-        server_url=ctx.settings.url,
+        transport=ctx.settings.url,
         project_dir=Path(job.project_dir),
         api_spec=job.api_spec,
         log_path=ctx.job_log_dir(job_id) / f"{short_name(worker_id)}.log",
@@ -68,7 +68,7 @@ def _tls_env(ctx: Context) -> dict[str, str]:
     """Hand an HTTPS orchestrator's certificate to the worker, which trusts only it."""
     if not ctx.settings.tls_cert:
         return {}
-    return {"CORTEX_SERVER_CERT": Path(ctx.settings.tls_cert).read_text()}
+    return {SERVER_CERT_ENV: Path(ctx.settings.tls_cert).read_text()}
 
 
 def live_workers(ctx: Context, job_id: str) -> list[Worker]:

@@ -1,4 +1,4 @@
-"""``python -m runtime --server URL --worker ID [--project DIR]``: run one worker."""
+"""``python -m runtime --transport URL --worker ID [--project DIR]``: run one worker."""
 
 from __future__ import annotations
 
@@ -7,23 +7,26 @@ import os
 import sys
 from pathlib import Path
 
+from runtime.protocol import WORKER_SECRET_ENV
 from runtime.worker import Worker
 
 
 def main() -> int:
     """Parse flags and run the worker; return its exit code."""
     parser = argparse.ArgumentParser(prog="python -m runtime")
-    parser.add_argument("--server", required=True, help="the orchestrator's URL")
+    parser.add_argument(
+        "--transport", required=True, help="how to reach the orchestrator: its http(s):// URL"
+    )
     parser.add_argument("--worker", required=True, help="this worker's id")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the API's project dir")
     args = parser.parse_args()
     # The secret authenticates this worker to the orchestrator; the predictor has no use
     # for it, and its subprocesses do not inherit it.
-    secret = os.environ.pop("CORTEX_WORKER_SECRET", "")
+    secret = os.environ.pop(WORKER_SECRET_ENV, "")
     if not secret:
-        print("python -m runtime: CORTEX_WORKER_SECRET is not set", file=sys.stderr)
+        print(f"python -m runtime: {WORKER_SECRET_ENV} is not set", file=sys.stderr)
         return 2
-    return Worker(args.server, args.worker, secret, args.project.resolve()).run()
+    return Worker(args.transport, args.worker, secret, args.project.resolve()).run()
 
 
 if __name__ == "__main__":

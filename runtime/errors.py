@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from runtime.protocol import EndReason
+
 
 class WorkerError(Exception):
     """Base for errors that end a worker, with the message its job shows."""
 
-    reason = "crash"
+    reason = EndReason.CRASH
 
 
 class PredictorLoadError(WorkerError):
@@ -15,16 +17,16 @@ class PredictorLoadError(WorkerError):
     Retrying cannot help, so the job fails at once.
     """
 
-    reason = "load_error"
+    reason = EndReason.LOAD_ERROR
 
 
 class PredictorInitError(WorkerError):
     """The predictor's ``__init__`` raised."""
 
-    reason = "init_error"
+    reason = EndReason.INIT_ERROR
 
 
 class OrchestratorUnreachable(WorkerError):
     """The orchestrator did not answer for longer than the worker waits."""
 
-    reason = "orchestrator_unreachable"
+    reason = EndReason.UNREACHABLE

@@ -201,7 +201,7 @@ def test_gpu_device_requests_split_devices_between_workers(
                 job_id=f"job{slot}",
                 api_name="testbench",
                 slot=slot,
-                server_url="http://127.0.0.1:9",
+                transport="http://127.0.0.1:9",
                 project_dir=SAMPLES / "testbench",
                 api_spec=spec,
                 log_path=home / "logs" / f"w{slot}.log",

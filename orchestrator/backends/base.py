@@ -18,7 +18,8 @@ class WorkerLaunch:
     job_id: str
     api_name: str
     slot: int
-    server_url: str
+    #: How the worker reaches the orchestrator (``runtime.transport``): today its URL.
+    transport: str
     project_dir: Path
     api_spec: dict[str, Any]
     log_path: Path
@@ -42,8 +43,6 @@ class Backend(ABC):
     """
 
     name: str = ""
-    #: Whether ``compute.mem`` is enforced (and memory kills reported as OOM).
-    enforces_memory: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -37,7 +37,6 @@ class DockerBackend(Backend):
     """
 
     name = "docker"
-    enforces_memory = True
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -106,7 +105,7 @@ class DockerBackend(Backend):
         options: dict[str, Any] = {
             "name": f"cortex-tui-{launch.worker_id}",
             "command": [
-                *("python3", "-m", "runtime", "--server", launch.server_url),
+                *("python3", "-m", "runtime", "--transport", launch.transport),
                 *("--worker", launch.worker_id, "--project", APP_DIR),
             ],
             "labels": {

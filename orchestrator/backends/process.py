@@ -30,7 +30,6 @@ class ProcessBackend(Backend):
     """
 
     name = "process"
-    enforces_memory = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -68,8 +67,8 @@ class ProcessBackend(Backend):
                         python,
                         "-m",
                         "runtime",
-                        "--server",
-                        launch.server_url,
+                        "--transport",
+                        launch.transport,
                         "--worker",
                         launch.worker_id,
                     ],

@@ -1,0 +1,72 @@
+"""The worker protocol's vocabulary: what both sides of the wire say, in one place.
+
+The runtime owns it (standard library only); the orchestrator imports it, and nothing
+else of the runtime. A worker asks for its spec, reports its state, asks for the next
+task (carrying its acks), extends its leases by heartbeat, and reports how
+``on_job_complete`` went: see ``runtime.transport.Transport``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+#: The environment variable a worker finds its own secret in.
+WORKER_SECRET_ENV = "CORTEX_WORKER_SECRET"
+#: The environment variable an HTTPS orchestrator's certificate (PEM) is handed over in.
+SERVER_CERT_ENV = "CORTEX_SERVER_CERT"
+
+#: The largest request a worker may send (its acks and their results) ...
+MAX_REQUEST_BYTES = 64 << 20
+#: ... so one batch's result may be at most half of it ...
+MAX_RESULT_BYTES = MAX_REQUEST_BYTES // 2
+#: ... and acks go out before the results they carry pass a quarter of it.
+ACK_MAX_BYTES = MAX_REQUEST_BYTES // 4
+#: The most batches one lease request may ask for ...
+MAX_LEASE = 1000
+#: ... and the most acks or batch ids one request may carry.
+MAX_LIST = 10_000
+
+
+class Task(StrEnum):
+    """What the orchestrator tells a worker to do next."""
+
+    BATCHES = "batches"  # run these leased batches (possibly none, when asked for none)
+    WAIT = "wait"  # other workers hold the last batches: ask again after delay_s
+    ON_JOB_COMPLETE = "on_job_complete"  # every batch finished: run the hook, once per job
+    EXIT = "exit"  # nothing more for this worker
+
+
+class Report(StrEnum):
+    """The states a worker reports about itself."""
+
+    INITIALIZING = "initializing"
+    RUNNING = "running"
+    FAILED = "failed"
+    DONE = "done"
+
+
+class EndReason(StrEnum):
+    """Why a worker ended, as its record keeps it."""
+
+    DONE = "done"  # said it was done and exited 0
+    CRASH = "crash"  # any other end the worker did not explain
+    LOAD_ERROR = "load_error"  # the predictor cannot load: retrying is pointless
+    INIT_ERROR = "init_error"  # the predictor's __init__ raised
+    UNREACHABLE = "orchestrator_unreachable"  # gave up waiting for the orchestrator
+    OOM = "oom"  # killed for exceeding compute.mem
+    START_ERROR = "start_error"  # the backend could not start it
+    STOPPED = "stopped"  # ended with its job
+
+    @property
+    def is_fatal(self) -> bool:
+        """Return whether a worker ending this way fails its job at once."""
+        return self is EndReason.LOAD_ERROR
+
+
+class HookState(StrEnum):
+    """Where a job's ``on_job_complete`` is."""
+
+    NONE = "none"  # not claimed yet
+    CLAIMED = "claimed"  # one live worker is running it
+    DONE = "done"
+    FAILED = "failed"

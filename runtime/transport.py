@@ -1,0 +1,123 @@
+"""The seam between a worker and its orchestrator: the protocol's five calls.
+
+A worker is launched with a transport description (today an ``http://`` or ``https://``
+URL of the orchestrator) and its own secret; ``open_transport`` picks the implementation
+from the description's scheme. Every call carries the worker's credential, and every
+call is safe to repeat (acks of finished batches are ignored; a lease lost with a
+dropped answer expires back to the queue). Another transport (a queue a remote worker
+reads, say) implements the same five calls.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from runtime.client import OrchestratorClient
+from runtime.errors import WorkerError
+from runtime.protocol import Report
+
+Json = dict[str, Any]
+
+
+class Transport(ABC):
+    """What a worker says to its orchestrator, and what it hears back."""
+
+    @abstractmethod
+    def spec(self) -> Json:
+        """Return what the worker needs to load its predictor and run its job."""
+
+    @abstractmethod
+    def report(self, state: Report, reason: str | None = None, error: str | None = None) -> None:
+        """Report the worker's own state (and, when it failed, why)."""
+
+    @abstractmethod
+    def next_task(self, request: Json) -> Json:
+        """Hand over acks (and releases) and ask for the next task (``runtime.protocol.Task``)."""
+
+    @abstractmethod
+    def heartbeat(self, batch_ids: list[int]) -> Json:
+        """Extend the leases of the batches the worker holds."""
+
+    @abstractmethod
+    def report_hook(self, error: str | None) -> None:
+        """Report how ``on_job_complete`` went."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection (the next call opens a new one)."""
+
+
+class HttpTransport(Transport):
+    """The protocol over HTTP(S): ``/_cortex/workers/<worker_id>/...`` with a bearer secret."""
+
+    def __init__(
+        self,
+        url: str,
+        worker_id: str,
+        secret: str,
+        wait_s: float = 600.0,
+        server_cert: str | None = None,
+    ) -> None:
+        self._client = OrchestratorClient(
+            url, worker_id, secret, wait_s=wait_s, server_cert=server_cert
+        )
+
+    def spec(self) -> Json:
+        """``GET spec``."""
+        return dict(self._client.call("GET", "spec"))
+
+    def report(self, state: Report, reason: str | None = None, error: str | None = None) -> None:
+        """``POST state``."""
+        body: Json = {"state": state.value}
+        if reason is not None:
+            body["reason"] = reason
+        if error is not None:
+            body["error"] = error
+        self._client.call("POST", "state", body)
+
+    def next_task(self, request: Json) -> Json:
+        """``POST next``."""
+        return dict(self._client.call("POST", "next", request))
+
+    def heartbeat(self, batch_ids: list[int]) -> Json:
+        """``POST heartbeat``."""
+        return dict(self._client.call("POST", "heartbeat", {"batch_ids": batch_ids}))
+
+    def report_hook(self, error: str | None) -> None:
+        """``POST hook``."""
+        self._client.call("POST", "hook", {"error": error})
+
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        self._client.close()
+
+
+Opener = Callable[[str, str, str, float, str | None], Transport]
+_TRANSPORTS: dict[str, Opener] = {"http": HttpTransport, "https": HttpTransport}
+
+
+def open_transport(
+    description: str,
+    worker_id: str,
+    secret: str,
+    *,
+    wait_s: float = 600.0,
+    server_cert: str | None = None,
+) -> Transport:
+    """Return the transport a worker was launched with.
+
+    Args:
+        description: Where the orchestrator is, e.g. ``http://127.0.0.1:7311``.
+        worker_id: This worker's id.
+        secret: This worker's own secret.
+        wait_s: How long a call waits for an orchestrator that does not answer.
+        server_cert: The PEM certificate an HTTPS orchestrator serves (trusted alone).
+    """
+    scheme = urlsplit(description).scheme
+    if scheme not in _TRANSPORTS:
+        known = ", ".join(f"{s}://" for s in _TRANSPORTS)
+        raise WorkerError(f"no transport for {description!r}: expected one of {known}")
+    return _TRANSPORTS[scheme](description, worker_id, secret, wait_s, server_cert)
