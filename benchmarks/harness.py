@@ -223,7 +223,7 @@ class Orchestrator:
 
 
 def worker_pids(url: str) -> list[int]:
-    """Return the pids of ``python -m runtime`` workers launched to talk to the server at ``url``."""
+    """Return the pids of ``python -m runtime`` workers launched to reach the server at ``url``."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

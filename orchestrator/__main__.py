@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from orchestrator.server import serve
+from orchestrator.http.server import serve
 from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_home
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from orchestrator.auth import Credentials
 from orchestrator.backends import Backend, load_backend
 from orchestrator.settings import Settings
-from orchestrator.store import Store
+from orchestrator.store.engine import Store
 
 
 def isoformat(ts: float | None) -> str | None:

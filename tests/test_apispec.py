@@ -1,4 +1,4 @@
-"""Tests for ``orchestrator.apispec``: real cortex.yaml files and predictors in a temp project."""
+"""Tests for ``orchestrator.apis.spec``: real cortex.yaml files and predictors in a temp project."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.apispec import (
+from orchestrator.apis.spec import (
     BACKENDS,
     ApiSpec,
     Compute,
     PredictorSpec,
-    format_bytes,
     load_cortex_yaml,
-    parse_cpu,
-    parse_quantity,
 )
+from orchestrator.apis.units import format_bytes, parse_cpu, parse_quantity
 from orchestrator.errors import ApiSpecError
 
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"

@@ -184,7 +184,7 @@ def test_gpu_device_requests_split_devices_between_workers(
     dockerkit.require_engine()
     dockerkit.ensure_base_image()
     from orchestrator.backends import WorkerLaunch
-    from orchestrator.backends.docker import DockerBackend
+    from orchestrator.backends.docker.backend import DockerBackend
     from orchestrator.errors import WorkerStartError
     from orchestrator.settings import Settings
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from orchestrator.auth import Credentials
-from orchestrator.guard import Guard
+from orchestrator.http.guard import Guard
 
 
 def _boom(_: Request) -> JSONResponse:
@@ -58,7 +58,7 @@ def test_an_unexpected_error_is_a_json_500_with_an_id_in_the_log(
         httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, transport=transport
         ) as http,
-        caplog.at_level(logging.ERROR, logger="orchestrator.guard"),
+        caplog.at_level(logging.ERROR, logger="orchestrator.http.guard"),
     ):
         r = http.get("/boom")
         assert r.status_code == 500

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-from orchestrator import delivery, lifecycle, queue
-from orchestrator.models import Job, Worker
-from orchestrator.store import Store
+from orchestrator.delivery import handlers, queue
+from orchestrator.jobs import lifecycle
+from orchestrator.store.engine import Store
+from orchestrator.store.models import Job, Worker
 
 JOB, WORKER, BATCHES = "job-1", "job-1-w0", 20_000
 _BY_ID = re.compile(r"(?<![\w.])id (IN \(|= )")
@@ -62,7 +63,7 @@ def _hot_path_statements(store: Store) -> list[str]:
     store.engine.dispose()  # new connections from here on carry the trace
     event.listen(store.engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(seen.append))
     with store.write() as conn:
-        count = delivery._fair_share(conn, JOB, 50)
+        count = handlers._fair_share(conn, JOB, 50)
         leases = queue.lease(conn, JOB, WORKER, 100.0, 30.0, count)
         ids = [lease.batch_id for lease in leases]
         queue.heartbeat(conn, JOB, WORKER, ids, 101.0, 30.0)

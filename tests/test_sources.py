@@ -1,4 +1,4 @@
-"""Tests for orchestrator.sources: parsing a job's source and cutting it into batches."""
+"""Tests for orchestrator.jobs.sources: parsing a job's source and cutting it into batches."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import SourceError
-from orchestrator.sources import (
+from orchestrator.jobs.sources import (
     MAX_ITEM_BYTES,
     MAX_LINE_BYTES,
     SOURCE_KINDS,

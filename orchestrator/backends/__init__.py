@@ -12,7 +12,7 @@ __all__ = ["BACKEND_CLASSES", "Backend", "WorkerLaunch", "WorkerProbe", "load_ba
 
 BACKEND_CLASSES = {
     "process": "orchestrator.backends.process:ProcessBackend",
-    "docker": "orchestrator.backends.docker:DockerBackend",
+    "docker": "orchestrator.backends.docker.backend:DockerBackend",
 }
 
 

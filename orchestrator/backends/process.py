@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.apispec import format_bytes
+from orchestrator.apis.units import format_bytes
 from orchestrator.backends.base import Backend, WorkerLaunch, WorkerProbe
 from orchestrator.backends.gpus import devices_for, host_gpus
 from orchestrator.errors import BackendError, InvalidRequest

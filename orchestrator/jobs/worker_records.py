@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from orchestrator import queue
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
-from orchestrator.models import Job, Worker
+from orchestrator.delivery import queue
 from orchestrator.status import JobStatus, WorkerState
+from orchestrator.store.models import Job, Worker
 from runtime.protocol import SERVER_CERT_ENV, WORKER_SECRET_ENV
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import jsontext
 from orchestrator.context import Context
 from orchestrator.errors import InvalidRequest, PayloadTooLarge
+from orchestrator.http import jsontext
 
 
 def context(request: Request) -> Context:

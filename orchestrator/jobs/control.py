@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlmodel import select
 
-from orchestrator import workers
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import Conflict, NotFound, SourceError
-from orchestrator.lifecycle import set_status
-from orchestrator.models import Api, Job, JobSource
-from orchestrator.sources import Source, parse_source, source_from_spec
+from orchestrator.jobs import worker_records
+from orchestrator.jobs.lifecycle import set_status
+from orchestrator.jobs.options import deep_merge, parse_options
+from orchestrator.jobs.sources import Source, parse_source, source_from_spec
 from orchestrator.status import JobStatus
-from orchestrator.submission import deep_merge, parse_options
+from orchestrator.store.models import Api, Job, JobSource
 
 ENQUEUE_CHUNK = 2000
 
@@ -205,7 +205,7 @@ def fail_job(ctx: Context, job_id: str, status: JobStatus, message: str | None) 
     with ctx.store.write() as conn:
         moved = set_status(ctx, conn, job_id, status, message)
     if moved:
-        workers.stop_all(ctx, job_id)
+        worker_records.stop_all(ctx, job_id)
     return moved
 
 

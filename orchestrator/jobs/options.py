@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import InvalidRequest
-from orchestrator.sources import SOURCE_KINDS
+from orchestrator.jobs.sources import SOURCE_KINDS
 
 MAX_WORKERS = 256
 MAX_TIMEOUT_S = 366 * 24 * 3600

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import jobs, views
 from orchestrator.context import Context
-from orchestrator.openapi import (
+from orchestrator.http import views
+from orchestrator.http.deps import context, json_body
+from orchestrator.http.openapi import (
     BODY_ERRORS,
     COMMON_ERRORS,
     JOB_STATUS,
@@ -17,8 +18,8 @@ from orchestrator.openapi import (
     ErrorBody,
     json_answer,
 )
-from orchestrator.openapi import json_body as body_of
-from orchestrator.routes.deps import context, json_body
+from orchestrator.http.openapi import json_body as body_of
+from orchestrator.jobs import control
 
 router = APIRouter(tags=["batch api"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
@@ -60,8 +61,8 @@ async def submit(
     """Submit a job; with ``?dryRun=true``, validate it and say what would be enqueued."""
     body = await json_body(request, ctx.settings.max_body_bytes)
     if dry_run:
-        return await run_in_threadpool(jobs.dry_run, ctx, api_name, body)
-    return await run_in_threadpool(jobs.submit_job, ctx, api_name, body)
+        return await run_in_threadpool(control.dry_run, ctx, api_name, body)
+    return await run_in_threadpool(control.submit_job, ctx, api_name, body)
 
 
 @router.get(
@@ -108,4 +109,4 @@ def get_job(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
 )
 def stop_job(api_name: str, job_id: str, ctx: Ctx) -> dict[str, str]:
     """Stop the job; results produced so far are kept."""
-    return jobs.stop_job(ctx, api_name, job_id)
+    return control.stop_job(ctx, api_name, job_id)

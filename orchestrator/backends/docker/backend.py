@@ -8,13 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from orchestrator.apispec import format_bytes
+from orchestrator.apis.units import format_bytes
 from orchestrator.backends.base import Backend, WorkerLaunch, WorkerProbe
+from orchestrator.backends.docker.base_image import WORKER_UID, default_tag
+from orchestrator.backends.docker.container_logs import LogFollower
+from orchestrator.backends.docker.images import APP_DIR, ImageBuilder
 from orchestrator.backends.gpus import devices_for, host_gpus
-from orchestrator.base_image import WORKER_UID, default_tag
-from orchestrator.container_logs import LogFollower
 from orchestrator.errors import BackendError, InvalidRequest, WorkerStartError
-from orchestrator.images import APP_DIR, ImageBuilder
 from orchestrator.settings import Settings
 
 LABEL = "cortex-tui"

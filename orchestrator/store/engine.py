@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, create_engine
 
-from orchestrator import models  # noqa: F401  (registers the tables)
+from orchestrator.store import models  # noqa: F401  (registers the tables)
 
 
 def _configure_connection(dbapi_connection: Any, _record: Any) -> None:

@@ -9,14 +9,14 @@ from typing import Any, TypeGuard
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
-from orchestrator import queue
 from orchestrator.context import Context
+from orchestrator.delivery import queue
 from orchestrator.errors import Forbidden, InvalidRequest, NotFound
-from orchestrator.jobs import fail_job, submission_view
-from orchestrator.lifecycle import finished_status, read_counts, set_status
-from orchestrator.models import Job, Worker
+from orchestrator.jobs.control import fail_job, submission_view
+from orchestrator.jobs.lifecycle import finished_status, read_counts, set_status
+from orchestrator.jobs.worker_records import short_name
 from orchestrator.status import JobStatus, WorkerState
-from orchestrator.workers import short_name
+from orchestrator.store.models import Job, Worker
 
 #: Reported by the runtime when the predictor cannot even be loaded: retrying is pointless.
 FATAL_REASONS = ("load_error",)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from orchestrator.apis.snapshot import SKIP
 from orchestrator.errors import BackendError
 
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parents[3] / "runtime"
 APP_DIR = "/app"
 RUNTIME_PARENT = "/opt/cortex-tui"
-_SKIP = {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache"}
 _LOG_TAIL = 25
 
 
@@ -76,7 +76,7 @@ def dockerfile(base: str, has_requirements: bool) -> str:
 def _files(root: Path) -> Iterator[tuple[str, Path]]:
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if any(part in _SKIP for part in relative.parts) or path.suffix == ".pyc":
+        if any(part in SKIP for part in relative.parts) or path.suffix == ".pyc":
             continue
         if path.is_file() and not path.is_symlink():
             yield relative.as_posix(), path

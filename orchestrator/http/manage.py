@@ -10,21 +10,23 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator import apis, jobs, logs, results, views
+from orchestrator.apis import deploy
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import InvalidRequest, NotFound
-from orchestrator.models import Worker
-from orchestrator.openapi import (
+from orchestrator.http import views
+from orchestrator.http.deps import context, json_body
+from orchestrator.http.openapi import (
     BODY_ERRORS,
     COMMON_ERRORS,
     DEPLOY,
     json_answer,
     text_answer,
 )
-from orchestrator.openapi import json_body as body_of
-from orchestrator.routes.deps import context, json_body
+from orchestrator.http.openapi import json_body as body_of
+from orchestrator.jobs import control, logs, results
+from orchestrator.jobs.worker_records import short_name
 from orchestrator.status import JobStatus
-from orchestrator.workers import short_name
+from orchestrator.store.models import Worker
 
 router = APIRouter(prefix="/_cortex", tags=["management"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
@@ -54,12 +56,12 @@ def health(ctx: Ctx) -> dict[str, Any]:
         **BODY_ERRORS,
     },
 )
-async def deploy(request: Request, ctx: Ctx) -> dict[str, Any]:
+async def deploy_apis(request: Request, ctx: Ctx) -> dict[str, Any]:
     """Deploy the APIs of a project directory's ``cortex.yaml``."""
     body = await json_body(request, 1024 * 1024)
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object with project_dir")
-    return await run_in_threadpool(apis.deploy, ctx, body)
+    return await run_in_threadpool(deploy.deploy, ctx, body)
 
 
 @router.get("/builds")
@@ -77,7 +79,7 @@ def list_apis(ctx: Ctx) -> dict[str, Any]:
 @router.delete("/apis/{api_name}")
 def delete_api(api_name: str, ctx: Ctx) -> dict[str, str]:
     """Stop an API's jobs and delete it."""
-    return apis.delete_api(ctx, api_name)
+    return deploy.delete_api(ctx, api_name)
 
 
 @router.get(
@@ -93,7 +95,7 @@ def job_logs(
     worker: str | None = None,
 ) -> StreamingResponse:
     """Stream the job's logs, all workers interleaved; ``follow`` until the job ends."""
-    jobs.get_job(ctx, api_name, job_id)
+    control.get_job(ctx, api_name, job_id)
     log_dir = ctx.job_log_dir(job_id)
     if worker is not None and not follow:  # a follower may wait for a worker still to come
         names = {short_name(w.worker_id) for w in _workers(ctx, job_id)} | {"orchestrator"}
@@ -127,7 +129,7 @@ def job_logs(
 )
 def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
     """Stream the job's results as JSON lines, in item order."""
-    jobs.get_job(ctx, api_name, job_id)
+    control.get_job(ctx, api_name, job_id)
     return StreamingResponse(results.iter_results(ctx, job_id), media_type="application/x-ndjson")
 
 
@@ -136,14 +138,14 @@ def job_failed(
     api_name: str, job_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1)] = 1000
 ) -> dict[str, Any]:
     """Return the job's failed-batch ledger."""
-    jobs.get_job(ctx, api_name, job_id)
+    control.get_job(ctx, api_name, job_id)
     return {"job_id": job_id, "failed_batches": results.failed_batches(ctx, job_id, limit)}
 
 
 @router.get("/apis/{api_name}/jobs/{job_id}/workers")
 def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Return each worker of the job: state, how it ended, and its backend handle."""
-    jobs.get_job(ctx, api_name, job_id)
+    control.get_job(ctx, api_name, job_id)
     rows = _workers(ctx, job_id)
     return {
         "workers": [

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from orchestrator.sources import SOURCE_KINDS
+from orchestrator.jobs.sources import SOURCE_KINDS
 
 
 class ErrorBody(BaseModel):

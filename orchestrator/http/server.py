@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from orchestrator import home
-from orchestrator.app import create_app
+from orchestrator.http.app import create_app
 from orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator")

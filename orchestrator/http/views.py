@@ -12,9 +12,9 @@ from sqlmodel import func, select
 
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import NotFound
-from orchestrator.jobs import get_api, get_job, submission_view
-from orchestrator.models import Api, Job
+from orchestrator.jobs.control import get_api, get_job, submission_view
 from orchestrator.status import JobStatus, WorkerState
+from orchestrator.store.models import Api, Job
 
 _IN_PROGRESS = [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]
 # Every column a job status shows (the job's API spec is not one of them).

@@ -13,15 +13,16 @@ import threading
 
 from sqlmodel import select
 
-from orchestrator import queue, workers
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
-from orchestrator.delivery import settle
+from orchestrator.delivery import queue
+from orchestrator.delivery.handlers import settle
 from orchestrator.errors import BackendError, WorkerStartError
-from orchestrator.jobs import fail_job, start_enqueue
-from orchestrator.lifecycle import JobCounts, read_counts
-from orchestrator.models import Job, Worker
+from orchestrator.jobs import worker_records
+from orchestrator.jobs.control import fail_job, start_enqueue
+from orchestrator.jobs.lifecycle import JobCounts, read_counts
 from orchestrator.status import JobStatus, WorkerState
+from orchestrator.store.models import Job, Worker
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _discard_orphans(ctx: Context) -> None:
     for worker in live:
         if not worker.handle:
             message = "its start was cut short by an orchestrator restart"
-            workers.record_exit(
+            worker_records.record_exit(
                 ctx, worker.job_id, worker.worker_id, WorkerProbe(False, message=message)
             )
     owned = {w.worker_id for w in live if w.handle}
@@ -137,7 +138,7 @@ def reconcile(ctx: Context, job: Job) -> None:
     if _time_out(ctx, job):
         return
     now = ctx.clock()
-    for worker in workers.live_workers(ctx, job.job_id):
+    for worker in worker_records.live_workers(ctx, job.job_id):
         _probe(ctx, worker)
     with ctx.store.write() as conn:
         queue.expire_leases(conn, job.job_id, now)
@@ -193,7 +194,7 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     free = [slot for slot in range(job.workers) if slot not in taken]
     for slot in free[: min(wanted, room)]:
         try:
-            workers.launch(ctx, job.job_id, slot)
+            worker_records.launch(ctx, job.job_id, slot)
         except WorkerStartError as e:
             fail_job(ctx, job.job_id, JobStatus.WORKER_ERROR, e.message)
             return
@@ -252,4 +253,4 @@ def _probe(ctx: Context, worker: Worker) -> None:
         return
     probe = ctx.backend(worker.handle["backend"]).probe_worker(worker.handle)
     if not probe.alive:
-        workers.record_exit(ctx, worker.job_id, worker.worker_id, probe)
+        worker_records.record_exit(ctx, worker.job_id, worker.worker_id, probe)

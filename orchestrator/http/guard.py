@@ -36,7 +36,7 @@ _HOW_TO_GET = (
     "send Authorization: Bearer <token>; the token is in HOME/token of the orchestrator"
     " (print it with: cortex-tui token), or set CORTEX_TUI_TOKEN for the CLI"
 )
-log = logging.getLogger("orchestrator.guard")
+log = logging.getLogger("orchestrator.http.guard")
 
 
 class Guard:

@@ -15,11 +15,11 @@ from starlette.exceptions import HTTPException
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
 from orchestrator.errors import OrchestratorError
-from orchestrator.guard import Guard
-from orchestrator.routes import manage, public, workers
+from orchestrator.http import manage, public, worker_protocol
+from orchestrator.http.guard import Guard
+from orchestrator.jobs.supervisor import Supervisor
 from orchestrator.settings import Settings
-from orchestrator.store import Store
-from orchestrator.supervisor import Supervisor
+from orchestrator.store.engine import Store
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     # Management routes first: "/_cortex/..." must never reach "/{api_name}/{job_id}".
     app.include_router(manage.router)
-    app.include_router(workers.router)
+    app.include_router(worker_protocol.router)
     app.include_router(public.router)
     return app
 

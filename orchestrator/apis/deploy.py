@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator import snapshot
-from orchestrator.apispec import ApiSpec, load_cortex_yaml
+from orchestrator.apis import snapshot
+from orchestrator.apis.spec import ApiSpec, load_cortex_yaml
 from orchestrator.context import Context
 from orchestrator.errors import ApiSpecError, InvalidRequest
-from orchestrator.jobs import fail_job, get_api
-from orchestrator.models import Api
+from orchestrator.jobs.control import fail_job, get_api
 from orchestrator.status import JobStatus
+from orchestrator.store.models import Api
 
 _DEPLOY_KEYS = ("project_dir", "config_file")
 

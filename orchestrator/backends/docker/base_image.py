@@ -1,7 +1,7 @@
 """Build the default worker base image offline: Debian packages plus wheels fetched here.
 
-``python -m orchestrator.base_image`` (run by ``cortex-tui image build-base``) needs no
-registry: ``mmdebstrap`` writes a minimal Debian bookworm root filesystem with
+``python -m orchestrator.backends.docker.base_image`` (run by ``cortex-tui image build-base``)
+needs no registry: ``mmdebstrap`` writes a minimal Debian bookworm root filesystem with
 ``python3`` (3.11) as a tarball, ``pip download`` fetches pip's wheel on the host (the
 worker runtime itself needs only the standard library; pip installs an API's
 requirements), and one ``docker build`` turns both into an image

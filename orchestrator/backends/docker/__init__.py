@@ -1,0 +1,1 @@
+"""The docker backend: containers, the images they run, the offline base image, logs."""

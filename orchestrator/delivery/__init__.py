@@ -1,0 +1,1 @@
+"""Delivery: the lease queue, and the worker protocol's handlers."""

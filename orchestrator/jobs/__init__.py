@@ -1,0 +1,2 @@
+"""Jobs: submission and sources, enqueuing, the lifecycle and its supervisor, worker records,
+logs and results."""

@@ -1,0 +1,1 @@
+"""The SQLite store: engine, tables, and every statement on them (queries)."""
