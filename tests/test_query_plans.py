@@ -14,10 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-from orchestrator.delivery import handlers, queue
+from orchestrator.delivery import handlers
 from orchestrator.jobs import lifecycle
+from orchestrator.store import queue
 from orchestrator.store.engine import Store
-from orchestrator.store.models import Job, Worker
+from orchestrator.store.models import Job, WorkerRecord
 
 JOB, WORKER, BATCHES = "job-1", "job-1-w0", 20_000
 _BY_ID = re.compile(r"(?<![\w.])id (IN \(|= )")
@@ -43,7 +44,9 @@ def _store_with_a_job(path: Path) -> Store:
                 created_time=0.0,
             )
         )
-        session.add(Worker(worker_id=WORKER, job_id=JOB, slot=0, state="running", created_time=0.0))
+        session.add(
+            WorkerRecord(worker_id=WORKER, job_id=JOB, slot=0, state="running", created_time=0.0)
+        )
         session.commit()
     with store.write() as conn:
         conn.exec_driver_sql(
@@ -68,7 +71,8 @@ def _hot_path_statements(store: Store) -> list[str]:
         ids = [lease.batch_id for lease in leases]
         queue.heartbeat(conn, JOB, WORKER, ids, 101.0, 30.0)
         queue.ack_successes(conn, JOB, [queue.Success(i, 0.01, "[1]") for i in ids[:40]], now=102.0)
-        queue.ack_failure(conn, JOB, ids[40], WORKER, "ValueError: x", "tb", 1, 102.0)
+        failure = queue.Failure(ids[40], "ValueError: x", "tb")
+        queue.ack_failure(conn, JOB, failure, WORKER, 1, 102.0)
         queue.release(conn, JOB, WORKER, ids[41:45])
         queue.expire_leases(conn, JOB, 200.0)
         queue.release_worker(conn, JOB, WORKER)

@@ -13,6 +13,7 @@ from orchestrator.context import Context
 from orchestrator.errors import ApiSpecError, InvalidRequest
 from orchestrator.jobs.control import fail_job, get_api
 from orchestrator.status import JobStatus
+from orchestrator.store import api_queries, job_queries
 from orchestrator.store.models import Api
 
 _DEPLOY_KEYS = ("project_dir", "config_file")
@@ -55,7 +56,7 @@ def _deploy_one(
     prepared = ctx.backend(backend).prepare_api(spec_dict, destination) or {}
     now = ctx.clock()
     with ctx.store.session() as session:
-        api = session.get(Api, spec.name)
+        api = api_queries.get(session, spec.name)
         if api is not None and api.api_id == api_id:
             result = "up_to_date"
         else:
@@ -73,8 +74,7 @@ def _deploy_one(
             api.api_id, api.spec, api.backend = api_id, spec_dict, backend
             api.project_dir, api.source_dir = str(destination), str(project_dir)
             api.updated_time = now
-            session.add(api)
-            session.commit()
+            api_queries.save(session, api)
     return {
         "name": spec.name,
         "api_id": api_id,
@@ -89,24 +89,9 @@ def delete_api(ctx: Context, api_name: str) -> dict[str, str]:
     """Stop an API's running jobs and delete it with its jobs' records."""
     get_api(ctx, api_name)
     with ctx.store.read() as conn:
-        job_ids = (
-            conn.exec_driver_sql("SELECT job_id FROM job WHERE api_name = ?", (api_name,))
-            .scalars()
-            .all()
-        )
+        job_ids = job_queries.ids_of_api(conn, api_name)
     for job_id in job_ids:
         fail_job(ctx, job_id, JobStatus.STOPPED, f"api {api_name} was deleted")
     with ctx.store.write() as conn:
-        # Live workers keep their rows until the supervisor has reaped them.
-        conn.exec_driver_sql(
-            "DELETE FROM worker WHERE state IN ('succeeded', 'failed') AND job_id IN"
-            " (SELECT job_id FROM job WHERE api_name = ?)",
-            (api_name,),
-        )
-        conn.exec_driver_sql(
-            "DELETE FROM batch WHERE job_id IN (SELECT job_id FROM job WHERE api_name = ?)",
-            (api_name,),
-        )
-        conn.exec_driver_sql("DELETE FROM job WHERE api_name = ?", (api_name,))
-        conn.exec_driver_sql("DELETE FROM api WHERE name = ?", (api_name,))
+        job_queries.delete_api_records(conn, api_name)
     return {"message": f"deleted {api_name}"}

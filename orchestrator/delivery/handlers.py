@@ -1,39 +1,41 @@
-"""What workers call: their spec, state reports, lease-and-ack, heartbeats, the hook."""
+"""What a worker's calls do: its spec, state reports, lease-and-ack, heartbeats, the hook.
+
+The routes (``orchestrator.http.worker_protocol``) have already checked that the caller
+holds the worker's own secret. Each request is validated whole before anything is
+written, and every batch an ack, failure or release names must come with the lease token
+it was handed with (``orchestrator.auth``): a worker can settle only its own batches.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
 
 from orchestrator.context import Context
-from orchestrator.delivery import queue
 from orchestrator.errors import Forbidden, InvalidRequest, NotFound
 from orchestrator.jobs.control import fail_job, submission_view
-from orchestrator.jobs.lifecycle import finished_status, read_counts, set_status
+from orchestrator.jobs.lifecycle import read_counts, settle
 from orchestrator.jobs.worker_records import short_name
 from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store.models import Job, Worker
+from orchestrator.store import job_queries, queue, worker_queries
+from runtime.protocol import MAX_LEASE, MAX_LIST, EndReason, HookState, Report, Task
 
-#: Reported by the runtime when the predictor cannot even be loaded: retrying is pointless.
-FATAL_REASONS = ("load_error",)
-_REPORTABLE = ("initializing", "running", "failed", "done")
-#: The most batches one lease request may ask for ...
-MAX_LEASE = 1000
-#: ... and the most acks or batch ids one request may carry.
-_MAX_LIST = 10_000
+Json = dict[str, Any]
+#: How long a worker waits when other workers hold the last batches.
+WAIT_S = 0.2
 
 
-def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
+def worker_spec(ctx: Context, worker_id: str) -> Json:
     """Return what a worker needs to load its predictor and run its job."""
     with ctx.store.read_session() as session:
-        worker = session.get(Worker, worker_id)
-        if worker is None:
-            raise NotFound(f'worker "{worker_id}" is unknown')
-        job = _job(session, worker.job_id)
+        worker = worker_queries.get(session, worker_id)
+        job = None if worker is None else job_queries.get(session, worker.job_id)
+    if job is None:
+        raise NotFound(f'worker "{worker_id}" is unknown')
     predictor = job.api_spec["predictor"]
     return {
         "worker_id": worker_id,
@@ -48,34 +50,43 @@ def worker_spec(ctx: Context, worker_id: str) -> dict[str, Any]:
     }
 
 
-def report_state(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def report_state(ctx: Context, worker_id: str, body: Json) -> Json:
     """Record a worker's own report: initializing, running, failed (with why), or done."""
-    state = body.get("state")
-    if state not in _REPORTABLE:
-        raise InvalidRequest(f"state: must be one of {', '.join(_REPORTABLE)}, got {state!r}")
+    try:
+        state = Report(str(body.get("state")))
+    except ValueError:
+        allowed = ", ".join(Report)
+        raise InvalidRequest(
+            f"state: must be one of {allowed}, got {body.get('state')!r}"
+        ) from None
+    error = body.get("error")
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        if state in ("initializing", "running"):
-            conn.exec_driver_sql(
-                "UPDATE worker SET state = ?, last_seen = ?"
-                " WHERE worker_id = ? AND state IN (?, ?)",
-                (state, now, worker_id, WorkerState.PENDING, WorkerState.INITIALIZING),
-            )
+        if state in (Report.INITIALIZING, Report.RUNNING):
+            worker_queries.advance(conn, worker_id, WorkerState(state.value), now)
         else:
-            reason = "done" if state == "done" else str(body.get("reason") or "crash")
-            conn.exec_driver_sql(
-                "UPDATE worker SET reason = ?, error = ?, last_seen = ? WHERE worker_id = ?",
-                (reason, body.get("error"), now, worker_id),
-            )
-    if state == "failed":
-        ctx.log_event(job_id, f"worker {short_name(worker_id)} reports: {body.get('error')}")
-        if body.get("reason") in FATAL_REASONS:
-            fail_job(ctx, job_id, JobStatus.WORKER_ERROR, str(body.get("error")))
+            reason = EndReason.DONE if state is Report.DONE else _end_reason(body)
+            worker_queries.note_end(conn, worker_id, reason, error, now)
+    if state is Report.FAILED:
+        ctx.log_event(job_id, f"worker {short_name(worker_id)} reports: {error}")
+        if _end_reason(body).is_fatal:
+            fail_job(ctx, job_id, JobStatus.WORKER_ERROR, str(error))
     return {"ok": True}
 
 
-def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NextRequest:
+    """A validated ``next`` request: acks to record, batches handed back, how many more."""
+
+    successes: list[queue.Success] = field(default_factory=list)
+    failures: list[queue.Failure] = field(default_factory=list)
+    release: list[int] = field(default_factory=list)
+    want: int = 1
+    stopping: bool = False
+
+
+def next_task(ctx: Context, worker_id: str, body: Json) -> Json:
     """Take the worker's acks (and, when it stops, its unstarted batches); hand out work.
 
     Tasks: ``batches`` (up to ``want`` of them, fewer near the end of the queue so
@@ -83,176 +94,151 @@ def next_task(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, A
     still hold the last batches; ``on_job_complete`` for exactly one worker once
     every batch has finished; ``exit`` when there is nothing more for this worker.
     """
-    acks = _list(body, "acks")
-    release = _leased_ids(ctx, worker_id, _list(body, "release"), "release")
-    want = body.get("want", 1)
-    if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
-        raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
+    request = parse_next(ctx, worker_id, body)
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        status, retries = conn.exec_driver_sql(
-            "SELECT status, retries FROM job WHERE job_id = ?", (job_id,)
-        ).one()
-        conn.exec_driver_sql(
-            "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
-        )
-        _take_acks(ctx, conn, job_id, worker_id, acks, retries=retries, now=now)
-        if release:
-            queue.release(conn, job_id, worker_id, release)
+        status, retries = job_queries.status_and_retries(conn, job_id)
+        worker_queries.touch(conn, worker_id, now)
+        _record(conn, job_id, worker_id, request, retries, now)
         if status != JobStatus.RUNNING:
-            return {"task": "exit", "reason": f"the job is {status}"}
-        if body.get("stopping"):
-            return {"task": "exit", "reason": "the worker is stopping"}
-        if want == 0:
-            return {"task": "batches", "batches": []}
-        leases = queue.lease(
-            conn,
-            job_id,
-            worker_id,
-            now,
-            ctx.settings.visibility_timeout_s,
-            _fair_share(conn, job_id, want),
-        )
+            return {"task": Task.EXIT, "reason": f"the job is {status}"}
+        if request.stopping:
+            return {"task": Task.EXIT, "reason": "the worker is stopping"}
+        if request.want == 0:
+            return {"task": Task.BATCHES, "batches": []}
+        leases = _lease(ctx, conn, job_id, worker_id, request.want, now)
         if leases:
-            return {
-                "task": "batches",
-                # The stored JSON text goes out as-is, spliced in by the route.
-                "batches": [
-                    {
-                        "batch_id": lease.batch_id,
-                        "lease": ctx.credentials.lease_token(lease.batch_id, worker_id),
-                        "index": lease.index,
-                        "attempt": lease.attempts,
-                        "payload_json": lease.payload,
-                    }
-                    for lease in leases
-                ],
-            }
-        counts = read_counts(conn, job_id)
-        if not counts.batches_done:
-            return {"task": "wait", "delay_s": 0.2}
-        if counts.hook_state == "none":
-            conn.exec_driver_sql(
-                "UPDATE job SET hook_state = 'claimed', hook_worker = ? WHERE job_id = ?",
-                (worker_id, job_id),
-            )
-            return {
-                "task": "on_job_complete",
-                "job_summary": {
-                    "job_id": job_id,
-                    "succeeded": counts.succeeded,
-                    "failed": counts.failed,
-                    "total": counts.total,
-                },
-            }
-        return {"task": "exit", "reason": "every batch has finished"}
+            return {"task": Task.BATCHES, "batches": leases}
+        return _after_the_last_lease(conn, job_id, worker_id)
 
 
-def report_hook(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def parse_next(ctx: Context, worker_id: str, body: Json) -> NextRequest:
+    """Validate a ``next`` request whole; raise 400 naming the field, or 403 for a forgery."""
+    want = body.get("want", 1)
+    if isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= MAX_LEASE:
+        raise InvalidRequest(f"want: must be an integer from 0 to {MAX_LEASE}, got {want!r}")
+    acks = _list(body, "acks")
+    successes, failures = [], []
+    for position, (ack, batch_id) in enumerate(
+        zip(acks, _leased_ids(ctx, worker_id, acks, "acks"), strict=True)
+    ):
+        duration = _duration(ack.get("duration"), f"acks[{position}].duration")
+        if ack.get("error") is None:
+            result = ack.get("result")
+            encoded = None if result is None else json.dumps(result)
+            successes.append(queue.Success(batch_id, duration, encoded))
+        else:
+            trace = str(ack.get("traceback") or "")
+            failures.append(queue.Failure(batch_id, str(ack["error"]), trace))
+    release = _leased_ids(ctx, worker_id, _list(body, "release"), "release")
+    return NextRequest(successes, failures, release, want, bool(body.get("stopping")))
+
+
+def report_hook(ctx: Context, worker_id: str, body: Json) -> Json:
     """Record how ``on_job_complete`` went, and finish the job."""
     error = body.get("error")
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        conn.exec_driver_sql(
-            "UPDATE job SET hook_state = ?, hook_error = ?"
-            " WHERE job_id = ? AND hook_state = 'claimed' AND hook_worker = ?",
-            ("failed" if error else "done", error, job_id, worker_id),
-        )
+        job_queries.finish_hook(conn, job_id, worker_id, None if error is None else str(error))
         settle(ctx, conn, job_id)
     return {"ok": True}
 
 
-def heartbeat(ctx: Context, worker_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
     """Extend the leases the worker says it holds; tell it whether its job goes on."""
     batch_ids = _batch_ids(body, "batch_ids")
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        conn.exec_driver_sql(
-            "UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id)
-        )
-        held = queue.heartbeat(
-            conn, job_id, worker_id, batch_ids, now, ctx.settings.visibility_timeout_s
-        )
-        status = conn.exec_driver_sql(
-            "SELECT status FROM job WHERE job_id = ?", (job_id,)
-        ).scalar_one()
+        worker_queries.touch(conn, worker_id, now)
+        visibility = ctx.settings.visibility_timeout_s
+        held = queue.heartbeat(conn, job_id, worker_id, batch_ids, now, visibility)
+        status = job_queries.status_of(conn, job_id)
     return {"held": held, "job_status": status}
 
 
-def settle(ctx: Context, conn: Connection, job_id: str) -> JobStatus | None:
-    """Give a running job its final status if every batch and the hook are done."""
-    outcome = finished_status(read_counts(conn, job_id))
-    if outcome is None:
-        return None
-    status, message = outcome
-    return status if set_status(ctx, conn, job_id, status, message) else None
-
-
-def _take_acks(
-    ctx: Context,
-    conn: Connection,
-    job_id: str,
-    worker_id: str,
-    acks: list[Any],
-    *,
-    retries: int,
-    now: float,
+def _record(
+    conn: Connection, job_id: str, worker_id: str, request: NextRequest, retries: int, now: float
 ) -> None:
-    """Record a worker's acks: successes together, failures one by one (they may retry).
+    """Record the acks (failures one by one: they may retry) and put back the releases."""
+    for failure in request.failures:
+        queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
+    queue.ack_successes(conn, job_id, request.successes, now)
+    if request.release:
+        queue.release(conn, job_id, worker_id, request.release)
 
-    Every ack must carry the lease token of a batch handed to this worker; one that does
-    not refuses the whole request (the transaction rolls back, so nothing changes).
-    """
-    successes: list[queue.Success] = []
-    batch_ids = _leased_ids(ctx, worker_id, acks, "acks")
-    for position, (ack, batch_id) in enumerate(zip(acks, batch_ids, strict=True)):
-        where = f"acks[{position}]"
-        duration = ack.get("duration") or 0.0
-        if (
-            isinstance(duration, bool)
-            or not isinstance(duration, int | float)
-            or not math.isfinite(duration)
-            or duration < 0
-        ):
-            raise InvalidRequest(f"{where}.duration: must be a number of seconds")
-        if ack.get("error") is None:
-            result = ack.get("result")
-            encoded = None if result is None else json.dumps(result)
-            successes.append(queue.Success(batch_id, float(duration), encoded))
-        else:
-            queue.ack_failure(
-                conn,
-                job_id,
-                batch_id,
-                worker_id,
-                str(ack["error"]),
-                str(ack.get("traceback") or ""),
-                retries,
-                now,
-            )
-    queue.ack_successes(conn, job_id, successes, now)
+
+def _lease(
+    ctx: Context, conn: Connection, job_id: str, worker_id: str, want: int, now: float
+) -> list[Json]:
+    """Lease up to ``want`` batches (within the job's fair share), each with its token."""
+    visibility = ctx.settings.visibility_timeout_s
+    leases = queue.lease(conn, job_id, worker_id, now, visibility, _fair_share(conn, job_id, want))
+    return [
+        {
+            "batch_id": lease.batch_id,
+            "lease": ctx.credentials.lease_token(lease.batch_id, worker_id),
+            "index": lease.index,
+            "attempt": lease.attempts,
+            # The stored JSON text goes out as-is, spliced in by the route.
+            "payload_json": lease.payload,
+        }
+        for lease in leases
+    ]
+
+
+def _after_the_last_lease(conn: Connection, job_id: str, worker_id: str) -> Json:
+    """With nothing left to lease: wait for the others, run the hook once, or exit."""
+    counts = read_counts(conn, job_id)
+    if not counts.batches_done:
+        return {"task": Task.WAIT, "delay_s": WAIT_S}
+    if counts.hook_state is HookState.NONE:
+        job_queries.claim_hook(conn, job_id, worker_id)
+        summary = {
+            "job_id": job_id,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "total": counts.total,
+        }
+        return {"task": Task.ON_JOB_COMPLETE, "job_summary": summary}
+    return {"task": Task.EXIT, "reason": "every batch has finished"}
 
 
 def _fair_share(conn: Connection, job_id: str, want: int) -> int:
     """Cap a lease so that the queue's last batches spread over the job's live workers."""
     if want == 1:
         return 1
-    queued, workers = conn.exec_driver_sql(
-        "SELECT queued, (SELECT count(*) FROM worker WHERE job_id = ? AND state IN (?, ?, ?))"
-        " FROM job WHERE job_id = ?",
-        (job_id, WorkerState.PENDING, WorkerState.INITIALIZING, WorkerState.RUNNING, job_id),
-    ).one()
-    return max(1, min(want, math.ceil(int(queued) / max(1, int(workers)))))
+    queued, workers = queue.queued_and_live_workers(conn, job_id)
+    return max(1, min(want, math.ceil(queued / max(1, workers))))
 
 
-def _list(body: dict[str, Any], key: str) -> list[Any]:
+def _end_reason(body: Json) -> EndReason:
+    """Return the end reason a failing worker gives (``crash`` when it gives none we know)."""
+    try:
+        return EndReason(body.get("reason") or EndReason.CRASH)
+    except ValueError:
+        return EndReason.CRASH
+
+
+def _duration(value: object, where: str) -> float:
+    value = value or 0.0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidRequest(f"{where}: must be a number of seconds")
+    return float(value)
+
+
+def _list(body: Json, key: str) -> list[Any]:
     value = body.get(key) or []
     if not isinstance(value, list):
         raise InvalidRequest(f"{key}: must be a list")
-    if len(value) > _MAX_LIST:
-        raise InvalidRequest(f"{key}: at most {_MAX_LIST} entries per request, got {len(value)}")
+    if len(value) > MAX_LIST:
+        raise InvalidRequest(f"{key}: at most {MAX_LIST} entries per request, got {len(value)}")
     return value
 
 
@@ -279,7 +265,7 @@ def _leased_ids(ctx: Context, worker_id: str, entries: list[Any], key: str) -> l
     return ids
 
 
-def _batch_ids(body: dict[str, Any], key: str) -> list[int]:
+def _batch_ids(body: Json, key: str) -> list[int]:
     ids = _list(body, key)
     if not all(_is_int(b) for b in ids):
         raise InvalidRequest(f"{key}: must be a list of batch ids")
@@ -291,13 +277,7 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _worker_job(conn: Connection, worker_id: str) -> str:
-    job_id = conn.exec_driver_sql(
-        "SELECT job_id FROM worker WHERE worker_id = ?", (worker_id,)
-    ).scalar()
+    job_id = worker_queries.job_of(conn, worker_id)
     if job_id is None:
         raise NotFound(f'worker "{worker_id}" is unknown')
-    return str(job_id)
-
-
-def _job(session: Session, job_id: str) -> Job:
-    return session.exec(select(Job).where(Job.job_id == job_id)).one()
+    return job_id

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.apis import deploy
@@ -25,8 +24,8 @@ from orchestrator.http.openapi import (
 from orchestrator.http.openapi import json_body as body_of
 from orchestrator.jobs import control, logs, results
 from orchestrator.jobs.worker_records import short_name
-from orchestrator.status import JobStatus
-from orchestrator.store.models import Worker
+from orchestrator.store import job_queries, worker_queries
+from orchestrator.store.models import WorkerRecord
 
 router = APIRouter(prefix="/_cortex", tags=["management"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
@@ -108,16 +107,7 @@ def job_logs(
         )
 
     def finished() -> bool:
-        with ctx.store.read() as conn:
-            status = conn.exec_driver_sql(
-                "SELECT status FROM job WHERE job_id = ?", (job_id,)
-            ).scalar()
-            live = conn.exec_driver_sql(
-                "SELECT count(*) FROM worker WHERE job_id = ?"
-                " AND state IN ('pending', 'initializing', 'running')",
-                (job_id,),
-            ).scalar_one()
-        return status is None or (JobStatus(status).is_terminal and live == 0)
+        return logs.writers_gone(ctx, job_id)
 
     return StreamingResponse(logs.follow(log_dir, finished, worker), media_type="text/plain")
 
@@ -170,14 +160,12 @@ def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
 def queue_state(job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Return a job's queue counters (the local backends' ``sqs_url``)."""
     with ctx.store.read() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT queued, leased, succeeded, failed, total FROM job WHERE job_id = ?", (job_id,)
-        ).first()
-    if row is None:
+        counters = job_queries.queue_counters(conn, job_id)
+    if counters is None:
         raise NotFound(f'no queue for job "{job_id}"')
-    return dict(zip(("queued", "in_flight", "succeeded", "failed", "total"), row, strict=True))
+    return counters
 
 
-def _workers(ctx: Context, job_id: str) -> list[Worker]:
+def _workers(ctx: Context, job_id: str) -> list[WorkerRecord]:
     with ctx.store.read_session() as session:
-        return list(session.exec(select(Worker).where(Worker.job_id == job_id)).all())
+        return worker_queries.of_job(session, job_id)

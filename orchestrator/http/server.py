@@ -9,9 +9,9 @@ import sys
 
 import uvicorn
 
-from orchestrator import home
 from orchestrator.http.app import create_app
 from orchestrator.settings import Settings
+from orchestrator.store import integrity
 
 log = logging.getLogger("orchestrator")
 
@@ -27,8 +27,8 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     )
     os.umask(0o077)
     try:
-        home.check(settings.home)
-    except home.DamagedHome as e:
+        integrity.check(settings.home)
+    except integrity.DamagedHome as e:
         sys.exit(f"cortex-tui orchestrator: {e}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         sys.exit("cortex-tui orchestrator: give both --tls-cert and --tls-key, or neither")

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
-
-from sqlalchemy import JSON
-from sqlalchemy.orm import defer
-from sqlmodel import func, select
 
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import NotFound
 from orchestrator.jobs.control import get_api, get_job, submission_view
-from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store.models import Api, Job
+from orchestrator.status import WorkerState
+from orchestrator.store import api_queries, job_queries, worker_queries
+from orchestrator.store.models import Job
 
-_IN_PROGRESS = [JobStatus.ENQUEUING.value, JobStatus.RUNNING.value]
-# Every column a job status shows (the job's API spec is not one of them).
-_STATUS_COLUMNS = [c.name for c in Job.__table__.columns if c.name != "api_spec"]  # type: ignore[attr-defined]
-_STATUS_QUERY = f"SELECT {', '.join(_STATUS_COLUMNS)} FROM job WHERE job_id = ? AND api_name = ?"
-_JSON_COLUMNS = [
-    c.name
-    for c in Job.__table__.columns  # type: ignore[attr-defined]
-    if c.name in _STATUS_COLUMNS and isinstance(c.type, JSON)
-]
-# Lists never read these large columns.
-_LIST_DEFERRED = (defer(Job.config), defer(Job.api_spec))  # type: ignore[arg-type]
-WORKER_STAT_KEYS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
+WORKER_STAT_KEYS = (*(state.value for state in WorkerState), "stalled")
 
 
 def job_status(
@@ -69,12 +54,8 @@ def worker_stats_for(ctx: Context, job_ids: list[str]) -> dict[str, dict[str, in
     if not job_ids:
         return stats
     stalled_before = ctx.clock() - ctx.settings.stalled_after_s
-    marks = ",".join("?" * len(job_ids))
     with ctx.store.read() as conn:
-        rows = conn.exec_driver_sql(
-            f"SELECT job_id, state, created_time FROM worker WHERE job_id IN ({marks})",
-            tuple(job_ids),
-        ).all()
+        rows = worker_queries.states(conn, job_ids)
     for job_id, state, created in rows:
         key = state
         if state == WorkerState.PENDING and created < stalled_before:
@@ -93,14 +74,10 @@ def job_status_response(ctx: Context, api_name: str, job_id: str) -> dict[str, A
     and ORM machinery cost most of the time otherwise), without the job's copy of its API spec.
     """
     with ctx.store.read() as conn:
-        row = conn.exec_driver_sql(_STATUS_QUERY, (job_id, api_name)).first()
-    if row is None:
+        job = job_queries.status_row(conn, api_name, job_id)
+    if job is None:
         get_job(ctx, api_name, job_id)  # raises the NotFound that says which is missing
         raise NotFound(f'api "{api_name}" has no job "{job_id}"')
-    fields = dict(row._mapping)
-    for name in _JSON_COLUMNS:
-        fields[name] = json.loads(fields[name])
-    job = Job.model_construct(**fields)
     stats = worker_stats_for(ctx, [job_id])
     return {"job_status": job_status(ctx, job, stats[job_id])}
 
@@ -109,13 +86,7 @@ def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
     """Return an API's jobs, newest first."""
     get_api(ctx, api_name)
     with ctx.store.read_session() as session:
-        jobs = session.exec(
-            select(Job)
-            .options(*_LIST_DEFERRED)
-            .where(Job.api_name == api_name)
-            .order_by(Job.seq.desc())  # type: ignore[union-attr]
-            .limit(limit)
-        ).all()
+        jobs = job_queries.newest_of_api(session, api_name, limit)
     stats = worker_stats_for(ctx, [j.job_id for j in jobs])
     return {
         "api_name": api_name,
@@ -127,21 +98,9 @@ def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
 def list_apis(ctx: Context) -> dict[str, Any]:
     """Return every API with its number of running jobs and its latest job."""
     with ctx.store.read_session() as session:
-        apis = session.exec(select(Api).order_by(Api.name)).all()
-        newest = select(func.max(Job.seq)).group_by(Job.api_name)
-        latest = {
-            j.api_name: j
-            for j in session.exec(
-                select(Job).options(*_LIST_DEFERRED).where(Job.seq.in_(newest))  # type: ignore[union-attr]
-            ).all()
-        }
-        running = dict(
-            session.exec(
-                select(Job.api_name, func.count())
-                .where(Job.status.in_(_IN_PROGRESS))  # type: ignore[attr-defined]
-                .group_by(Job.api_name)
-            ).all()
-        )
+        apis = api_queries.all_by_name(session)
+        latest = job_queries.latest_per_api(session)
+        running = job_queries.in_progress_per_api(session)
     stats = worker_stats_for(ctx, [j.job_id for j in latest.values()])
     return {
         "apis": [

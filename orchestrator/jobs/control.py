@@ -10,8 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
-
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import Conflict, NotFound, SourceError
 from orchestrator.jobs import worker_records
@@ -19,7 +17,8 @@ from orchestrator.jobs.lifecycle import set_status
 from orchestrator.jobs.options import deep_merge, parse_options
 from orchestrator.jobs.sources import Source, parse_source, source_from_spec
 from orchestrator.status import JobStatus
-from orchestrator.store.models import Api, Job, JobSource
+from orchestrator.store import api_queries, job_queries, queue
+from orchestrator.store.models import Api, Job
 
 ENQUEUE_CHUNK = 2000
 
@@ -32,7 +31,7 @@ def new_job_id(now: float) -> str:
 def get_api(ctx: Context, api_name: str) -> Api:
     """Return a deployed API or raise ``NotFound``."""
     with ctx.store.read_session() as session:
-        api = session.get(Api, api_name)
+        api = api_queries.get(session, api_name)
     if api is None:
         raise NotFound(f'api "{api_name}" is not deployed (deploy it with: cortex-tui deploy)')
     return api
@@ -42,9 +41,7 @@ def get_job(ctx: Context, api_name: str, job_id: str) -> Job:
     """Return a job of an API or raise ``NotFound``."""
     get_api(ctx, api_name)
     with ctx.store.read_session() as session:
-        job = session.exec(
-            select(Job).where(Job.job_id == job_id, Job.api_name == api_name)
-        ).first()
+        job = job_queries.of_api(session, api_name, job_id)
     if job is None:
         raise NotFound(f'api "{api_name}" has no job "{job_id}"')
     return job
@@ -104,9 +101,7 @@ def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
         start_time=now,  # enqueuing is the job's first stage, so it starts at once
     )
     with ctx.store.session() as session:
-        session.add(job)
-        session.add(JobSource(job_id=job.job_id, spec=json.dumps(source.to_spec())))
-        session.commit()
+        job_queries.add(session, job, source.to_spec())
     ctx.log_event(job.job_id, f"job submitted: {json.dumps(job.source)}")
     start_enqueue(ctx, job.job_id)
     items = job.source.get("items")
@@ -131,14 +126,10 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
     """
     try:
         with ctx.store.read() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT j.total, j.enqueued_items, s.spec FROM job j"
-                " JOIN jobsource s ON s.job_id = j.job_id WHERE j.job_id = ?",
-                (job_id,),
-            ).first()
-        if row is None:
+            progress = job_queries.enqueue_progress(conn, job_id)
+        if progress is None:
             return
-        done, first_item, spec = row
+        done, first_item, spec = progress
         source = source_from_spec(json.loads(spec))
         chunk: list[tuple[str, int, int, int, str]] = []
         index = 0
@@ -163,7 +154,7 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
         _end_enqueue(ctx, job_id, JobStatus.ENQUEUE_FAILED, "the source produced no batches")
         return
     with ctx.store.write() as conn:
-        conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
+        job_queries.drop_source(conn, job_id)
         moved = set_status(ctx, conn, job_id, JobStatus.RUNNING, None)
     if moved:
         ctx.wake()  # the supervisor starts the workers
@@ -175,28 +166,17 @@ def _write_chunk(ctx: Context, job_id: str, chunk: list[tuple[str, int, int, int
     A job that ended while enqueuing (stopped, its API deleted) no longer needs its
     source, which may hold every item: it is dropped here, as it is after the last chunk.
     """
-    items = sum(size for _, _, _, size, _ in chunk)
     with ctx.store.write() as conn:
-        status = conn.exec_driver_sql("SELECT status FROM job WHERE job_id = ?", (job_id,)).scalar()
-        if status != JobStatus.ENQUEUING:
-            conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
+        if job_queries.status_of(conn, job_id) != JobStatus.ENQUEUING:
+            job_queries.drop_source(conn, job_id)
             return False
-        conn.exec_driver_sql(
-            "INSERT INTO batch (job_id, idx, first_item, size, payload, state, attempts, errors)"
-            " VALUES (?, ?, ?, ?, ?, 'queued', 0, 0)",
-            chunk,
-        )
-        conn.exec_driver_sql(
-            "UPDATE job SET total = total + ?, queued = queued + ?,"
-            " enqueued_items = enqueued_items + ? WHERE job_id = ?",
-            (len(chunk), len(chunk), items, job_id),
-        )
+        queue.enqueue(conn, job_id, chunk)
     return True
 
 
 def _end_enqueue(ctx: Context, job_id: str, status: JobStatus, message: str) -> None:
     with ctx.store.write() as conn:
-        conn.exec_driver_sql("DELETE FROM jobsource WHERE job_id = ?", (job_id,))
+        job_queries.drop_source(conn, job_id)
         set_status(ctx, conn, job_id, status, message)
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from orchestrator.context import Context
-from orchestrator.status import JobStatus, WorkerState, can_transition
+from orchestrator.status import JobStatus, can_transition
+from orchestrator.store import job_queries, worker_queries
+from runtime.protocol import HookState
 
 
 def set_status(
@@ -17,20 +19,10 @@ def set_status(
 
     Terminal statuses stick: a stopped job never becomes succeeded.
     """
-    current = conn.exec_driver_sql("SELECT status FROM job WHERE job_id = ?", (job_id,)).scalar()
+    current = job_queries.status_of(conn, job_id)
     if current is None or not can_transition(JobStatus(current), new):
         return False
-    now = ctx.clock()
-    if new.is_terminal:
-        conn.exec_driver_sql(
-            "UPDATE job SET status = ?, message = ?, end_time = ? WHERE job_id = ?",
-            (new.value, message, now, job_id),
-        )
-    else:
-        conn.exec_driver_sql(
-            "UPDATE job SET status = ?, message = ? WHERE job_id = ?",
-            (new.value, message, job_id),
-        )
+    job_queries.write_status(conn, job_id, new, message, ctx.clock() if new.is_terminal else None)
     ctx.log_event(job_id, f"job {new.value}" + (f": {message}" if message else ""))
     return True
 
@@ -44,7 +36,7 @@ class JobCounts:
     leased: int
     succeeded: int
     failed: int
-    hook_state: str
+    hook_state: HookState
     hook_error: str | None
     live_workers: int
 
@@ -56,24 +48,16 @@ class JobCounts:
 
 def read_counts(conn: Connection, job_id: str) -> JobCounts:
     """Read a job's counters and its number of live workers."""
-    row = conn.exec_driver_sql(
-        "SELECT total, queued, leased, succeeded, failed, hook_state, hook_error"
-        " FROM job WHERE job_id = ?",
-        (job_id,),
-    ).one()
-    live = conn.exec_driver_sql(
-        "SELECT count(*) FROM worker WHERE job_id = ? AND state IN (?, ?, ?)",
-        (job_id, WorkerState.PENDING, WorkerState.INITIALIZING, WorkerState.RUNNING),
-    ).scalar_one()
-    total, queued, leased, succeeded, failed, hook_state, hook_error = row
-    return JobCounts(total, queued, leased, succeeded, failed, hook_state, hook_error, live)
+    total, queued, leased, succeeded, failed, hook, hook_error = job_queries.counters(conn, job_id)
+    live = worker_queries.live_count(conn, job_id)
+    return JobCounts(total, queued, leased, succeeded, failed, HookState(hook), hook_error, live)
 
 
 def finished_status(counts: JobCounts) -> tuple[JobStatus, str | None] | None:
     """Return the final status of a job whose batches and hook are all done, else None."""
-    if not counts.batches_done or counts.hook_state not in ("done", "failed"):
+    if not counts.batches_done or counts.hook_state not in (HookState.DONE, HookState.FAILED):
         return None
-    if counts.hook_state == "failed":
+    if counts.hook_state is HookState.FAILED:
         return (
             JobStatus.COMPLETED_WITH_FAILURES,
             f"{counts.succeeded} of {counts.total} batches succeeded, {counts.failed} failed;"
@@ -86,3 +70,12 @@ def finished_status(counts: JobCounts) -> tuple[JobStatus, str | None] | None:
             "; see the failed-batch ledger",
         )
     return JobStatus.SUCCEEDED, None
+
+
+def settle(ctx: Context, conn: Connection, job_id: str) -> JobStatus | None:
+    """Give a running job its final status if every batch and the hook are done."""
+    outcome = finished_status(read_counts(conn, job_id))
+    if outcome is None:
+        return None
+    status, message = outcome
+    return status if set_status(ctx, conn, job_id, status, message) else None

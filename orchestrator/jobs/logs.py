@@ -10,6 +10,10 @@ from pathlib import Path
 
 from anyio import to_thread
 
+from orchestrator.context import Context
+from orchestrator.status import JobStatus
+from orchestrator.store import job_queries, worker_queries
+
 _TS_LEN = len("2026-01-01T00:00:00.000000Z")
 
 
@@ -136,3 +140,15 @@ async def follow(
                     yield rest
                 return
         await asyncio.sleep(poll_s)
+
+
+def writers_gone(ctx: Context, job_id: str) -> bool:
+    """Return whether nothing more will be written to the job's logs.
+
+    That is when the job has ended and none of its workers is live any more (or the job
+    is gone).
+    """
+    with ctx.store.read() as conn:
+        status = job_queries.status_of(conn, job_id)
+        live = worker_queries.live_count(conn, job_id)
+    return status is None or (JobStatus(status).is_terminal and live == 0)

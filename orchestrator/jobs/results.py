@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.context import Context, isoformat
+from orchestrator.jobs.worker_records import short_name
+from orchestrator.store import batch_queries
 
 _PAGE = 500
 
@@ -23,12 +25,7 @@ def iter_results(ctx: Context, job_id: str) -> Iterator[str]:
     last = -1
     while True:
         with ctx.store.read() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT idx, first_item, size, result FROM batch"
-                " WHERE job_id = ? AND idx > ? AND state = 'succeeded' AND result IS NOT NULL"
-                " ORDER BY idx LIMIT ?",
-                (job_id, last, _PAGE),
-            ).all()
+            rows = batch_queries.results_page(conn, job_id, last, _PAGE)
         if not rows:
             return
         lines: list[str] = []
@@ -54,12 +51,7 @@ def _line(item_index: int, batch_index: int, result: Any, whole_batch: bool = Fa
 def failed_batches(ctx: Context, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
     """Return the job's failed-batch ledger: error, traceback, attempts, worker, payload."""
     with ctx.store.read() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT id, idx, first_item, size, payload, attempts, errors, worker_id, error,"
-            " traceback, finished_time FROM batch WHERE job_id = ? AND state = 'failed'"
-            " ORDER BY idx LIMIT ?",
-            (job_id, limit),
-        ).all()
+        rows = batch_queries.failed(conn, job_id, limit)
     return [
         {
             "batch_id": row[0],
@@ -69,7 +61,7 @@ def failed_batches(ctx: Context, job_id: str, limit: int = 1000) -> list[dict[st
             "payload": json.loads(row[4]),
             "attempts": row[5],
             "errors": row[6],
-            "worker": (row[7] or "").rsplit("-", 1)[-1] or None,
+            "worker": short_name(row[7]) if row[7] else None,
             "error": row[8],
             "traceback": row[9],
             "failed_time": isoformat(row[10]),

@@ -11,23 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlmodel import select
-
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
-from orchestrator.delivery import queue
-from orchestrator.delivery.handlers import settle
 from orchestrator.errors import BackendError, WorkerStartError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
-from orchestrator.jobs.lifecycle import JobCounts, read_counts
-from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store.models import Job, Worker
+from orchestrator.jobs.lifecycle import JobCounts, read_counts, settle
+from orchestrator.status import JobStatus
+from orchestrator.store import job_queries, queue, worker_queries
+from orchestrator.store.models import Job, WorkerRecord
+from runtime.protocol import EndReason, HookState
 
 log = logging.getLogger(__name__)
-
-_LIVE = (WorkerState.PENDING.value, WorkerState.INITIALIZING.value, WorkerState.RUNNING.value)
-_IN_PROGRESS = (JobStatus.ENQUEUING.value, JobStatus.RUNNING.value)
 
 
 class Supervisor:
@@ -62,24 +57,14 @@ class Supervisor:
 def recover(ctx: Context) -> None:
     """Pick up after a restart: resume enqueuing, and give live workers' leases a grace."""
     with ctx.store.read() as conn:
-        enqueuing = (
-            conn.exec_driver_sql(
-                "SELECT job_id FROM job WHERE status = ?", (JobStatus.ENQUEUING.value,)
-            )
-            .scalars()
-            .all()
-        )
+        enqueuing = job_queries.ids_with_status(conn, JobStatus.ENQUEUING)
     for job_id in enqueuing:
         ctx.log_event(job_id, "orchestrator restarted: resuming enqueuing")
         start_enqueue(ctx, job_id)
     _discard_orphans(ctx)
     grace = ctx.clock() + ctx.settings.visibility_timeout_s
     with ctx.store.write() as conn:
-        conn.exec_driver_sql(
-            "UPDATE batch SET lease_expires = max(lease_expires, ?) WHERE state = 'leased'"
-            " AND job_id IN (SELECT job_id FROM job WHERE status = ?)",
-            (grace, JobStatus.RUNNING.value),
-        )
+        queue.extend_running_leases(conn, grace)
 
 
 def _discard_orphans(ctx: Context) -> None:
@@ -90,10 +75,8 @@ def _discard_orphans(ctx: Context) -> None:
     no recorded worker owns is removed.
     """
     with ctx.store.read_session() as session:
-        live = session.exec(select(Worker).where(Worker.state.in_(_LIVE))).all()  # type: ignore[attr-defined]
-        backends = set(
-            session.exec(select(Job.backend).where(Job.status.in_(_IN_PROGRESS))).all()  # type: ignore[attr-defined]
-        )
+        live = worker_queries.live(session)
+        backends = job_queries.backends_in_use(session)
     for worker in live:
         if not worker.handle:
             message = "its start was cut short by an orchestrator restart"
@@ -112,16 +95,8 @@ def _discard_orphans(ctx: Context) -> None:
 def tick(ctx: Context) -> None:
     """Reconcile every running job once, time out enqueuing ones, reap workers of ended jobs."""
     with ctx.store.read_session() as session:
-        active = session.exec(
-            select(Job).where(Job.status.in_(_IN_PROGRESS))  # type: ignore[attr-defined]
-        ).all()
-        running = select(Job.job_id).where(Job.status == JobStatus.RUNNING.value)
-        lingering = session.exec(
-            select(Worker).where(
-                Worker.state.in_(_LIVE),  # type: ignore[attr-defined]
-                Worker.job_id.not_in(running),  # type: ignore[attr-defined]
-            )
-        ).all()
+        active = job_queries.in_progress(session)
+        lingering = worker_queries.live_of_ended_jobs(session)
     for worker in lingering:
         _probe(ctx, worker)
     for gone in set(ctx.waiting_for_cap) - {job.job_id for job in active}:
@@ -145,12 +120,8 @@ def reconcile(ctx: Context, job: Job) -> None:
         if settle(ctx, conn, job.job_id) is not None:
             return
         counts = read_counts(conn, job.job_id)
-        launched = conn.exec_driver_sql(
-            "SELECT count(*) FROM worker WHERE job_id = ?", (job.job_id,)
-        ).scalar_one()
-        status = conn.exec_driver_sql(
-            "SELECT status FROM job WHERE job_id = ?", (job.job_id,)
-        ).scalar_one()
+        launched = worker_queries.launched(conn, job.job_id)
+        status = job_queries.status_of(conn, job.job_id)
     if status != JobStatus.RUNNING:
         return
     _staff(ctx, job, counts, launched)
@@ -173,7 +144,7 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     """Start workers while the job has work for more of them, within its restart bound."""
     first_wave = min(job.workers, job.total)
     if counts.batches_done:
-        needed = 1 if counts.hook_state == "none" else 0
+        needed = 1 if counts.hook_state is HookState.NONE else 0
     else:
         needed = min(job.workers, counts.queued + counts.leased)
     missing = needed - counts.live_workers
@@ -187,10 +158,11 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
             _give_up(ctx, job)
         return
     wanted = min(missing, budget)
-    room = max(0, ctx.settings.live_worker_cap - _live_everywhere(ctx))
+    with ctx.store.read() as conn:
+        room = max(0, ctx.settings.live_worker_cap - worker_queries.live_everywhere(conn))
+        taken = worker_queries.live_slots(conn, job.job_id)
     if room < wanted:  # over the cap: the rest wait as pending and start as others end
         ctx.waiting_for_cap[job.job_id] = wanted - room
-    taken = _taken_slots(ctx, job.job_id)
     free = [slot for slot in range(job.workers) if slot not in taken]
     for slot in free[: min(wanted, room)]:
         try:
@@ -206,16 +178,10 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
 def _give_up(ctx: Context, job: Job) -> None:
     """End a job whose workers keep dying: OOM if the last one was killed for memory."""
     with ctx.store.read() as conn:
-        last = conn.exec_driver_sql(
-            "SELECT reason, error FROM worker WHERE job_id = ? AND state = 'failed'"
-            " ORDER BY ended_time DESC LIMIT 1",
-            (job.job_id,),
-        ).first()
-        failures = conn.exec_driver_sql(
-            "SELECT count(*) FROM worker WHERE job_id = ? AND state = 'failed'", (job.job_id,)
-        ).scalar_one()
+        last = worker_queries.last_failure(conn, job.job_id)
+        failures = worker_queries.failures(conn, job.job_id)
     reason, error = last if last else (None, "no worker could be started")
-    status = JobStatus.WORKER_OOM if reason == "oom" else JobStatus.WORKER_ERROR
+    status = JobStatus.WORKER_OOM if reason == EndReason.OOM else JobStatus.WORKER_ERROR
     message = (
         f"{error} ({failures} worker failure(s); the job's limit of {job.max_restarts}"
         " worker restart(s) is spent, so it cannot make progress)"
@@ -223,32 +189,7 @@ def _give_up(ctx: Context, job: Job) -> None:
     fail_job(ctx, job.job_id, status, message)
 
 
-def _live_everywhere(ctx: Context) -> int:
-    """Return how many workers are live across every job (what the cap counts)."""
-    with ctx.store.read() as conn:
-        return int(
-            conn.exec_driver_sql(
-                f"SELECT count(*) FROM worker WHERE state IN ({','.join('?' * len(_LIVE))})",
-                _LIVE,
-            ).scalar_one()
-        )
-
-
-def _taken_slots(ctx: Context, job_id: str) -> set[int]:
-    with ctx.store.read() as conn:
-        rows = (
-            conn.exec_driver_sql(
-                "SELECT slot FROM worker WHERE job_id = ?"
-                f" AND state IN ({','.join('?' * len(_LIVE))})",
-                (job_id, *_LIVE),
-            )
-            .scalars()
-            .all()
-        )
-    return set(rows)
-
-
-def _probe(ctx: Context, worker: Worker) -> None:
+def _probe(ctx: Context, worker: WorkerRecord) -> None:
     if not worker.handle:
         return
     probe = ctx.backend(worker.handle["backend"]).probe_worker(worker.handle)

@@ -1,18 +1,19 @@
-"""Workers of a job: launching, stopping, and recording how they end."""
+"""Worker records of a job: launching workers, stopping them, and recording how they end.
+
+(The worker itself is ``runtime.worker.Worker``; the HTTP routes it calls are
+``orchestrator.http.worker_protocol``; what they do is ``orchestrator.delivery.handlers``.)
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from sqlmodel import select
 
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
-from orchestrator.delivery import queue
 from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store.models import Job, Worker
-from runtime.protocol import SERVER_CERT_ENV, WORKER_SECRET_ENV
+from orchestrator.store import job_queries, queue, worker_queries
+from orchestrator.store.models import WorkerRecord
+from runtime.protocol import SERVER_CERT_ENV, WORKER_SECRET_ENV, EndReason
 
 
 def short_name(worker_id: str) -> str:
@@ -24,11 +25,9 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
     """Record and start a new worker serving ``slot``; return its id."""
     now = ctx.clock()
     with ctx.store.session() as session:
-        job = session.exec(select(Job).where(Job.job_id == job_id)).one()
-        started = len(session.exec(select(Worker.worker_id).where(Worker.job_id == job_id)).all())
-        worker_id = f"{job_id}-w{started}"
-        session.add(Worker(worker_id=worker_id, job_id=job_id, slot=slot, created_time=now))
-        session.commit()
+        job = job_queries.get(session, job_id)
+        assert job is not None, job_id
+        worker_id = worker_queries.add(session, job_id, slot, now)
     backend = ctx.backend(job.backend)
     launch_spec = WorkerLaunch(
         worker_id=worker_id,
@@ -51,13 +50,11 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
     try:
         handle = {"backend": backend.name, **backend.start_worker(launch_spec)}
     except Exception as e:
-        record_exit(ctx, job_id, worker_id, WorkerProbe(alive=False, message=str(e)), "start_error")
+        probe = WorkerProbe(alive=False, message=str(e))
+        record_exit(ctx, job_id, worker_id, probe, EndReason.START_ERROR)
         raise
     with ctx.store.write() as conn:
-        conn.exec_driver_sql(
-            "UPDATE worker SET handle = ?, started_time = ? WHERE worker_id = ?",
-            (json.dumps(handle), ctx.clock(), worker_id),
-        )
+        worker_queries.set_handle(conn, worker_id, handle, ctx.clock())
     ctx.log_event(
         job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}"
     )
@@ -71,10 +68,10 @@ def _tls_env(ctx: Context) -> dict[str, str]:
     return {SERVER_CERT_ENV: Path(ctx.settings.tls_cert).read_text()}
 
 
-def live_workers(ctx: Context, job_id: str) -> list[Worker]:
+def live_workers(ctx: Context, job_id: str) -> list[WorkerRecord]:
     """Return the job's workers that may still be running."""
     with ctx.store.read_session() as session:
-        rows = session.exec(select(Worker).where(Worker.job_id == job_id)).all()
+        rows = worker_queries.of_job(session, job_id)
     return [w for w in rows if WorkerState(w.state).is_live]
 
 
@@ -97,39 +94,31 @@ def record_exit(
     with its job) is kept.
     """
     with ctx.store.write() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT state, reason, error FROM worker WHERE worker_id = ?", (worker_id,)
-        ).one()
-        state, known_reason, known_error = row
+        state, known_reason, known_error = worker_queries.end_facts(conn, worker_id)
         if not WorkerState(state).is_live:
             return
-        clean = probe.exit_code == 0 and known_reason == "done"
-        if probe.exit_code is None and known_reason == "done":
-            clean = True  # found dead after a restart, but it had said it was done
+        # Found dead after a restart (no exit code) counts as clean if it had said it was done.
+        clean = known_reason == EndReason.DONE and probe.exit_code in (0, None)
         if probe.oom:
-            reason, error = "oom", f"worker {short_name(worker_id)} {probe.message}"
+            reason, error = EndReason.OOM, f"worker {short_name(worker_id)} {probe.message}"
         elif clean:
-            reason, error = "done", None
+            reason, error = EndReason.DONE, None
         else:
-            reason = reason or known_reason or "crash"
+            reason = reason or known_reason or EndReason.CRASH
             error = known_error or probe.message or _exit_text(worker_id, probe.exit_code)
-            job_status = conn.exec_driver_sql(
-                "SELECT status FROM job WHERE job_id = ?", (job_id,)
-            ).scalar()
-            if reason == "crash" and job_status is not None and JobStatus(job_status).is_terminal:
-                reason, error = "stopped", f"{error}, as the job ended ({job_status})"
+            job_status = job_queries.status_of(conn, job_id)
+            if (
+                reason == EndReason.CRASH
+                and job_status is not None
+                and JobStatus(job_status).is_terminal
+            ):
+                reason, error = EndReason.STOPPED, f"{error}, as the job ended ({job_status})"
         new_state = WorkerState.SUCCEEDED if clean else WorkerState.FAILED
-        conn.exec_driver_sql(
-            "UPDATE worker SET state = ?, reason = ?, error = ?, exit_code = ?, ended_time = ?"
-            " WHERE worker_id = ?",
-            (new_state.value, reason, error, probe.exit_code, ctx.clock(), worker_id),
+        worker_queries.write_end(
+            conn, worker_id, new_state, reason, error, probe.exit_code, ctx.clock()
         )
         returned = queue.release_worker(conn, job_id, worker_id)
-        conn.exec_driver_sql(
-            "UPDATE job SET hook_state = 'none', hook_worker = NULL"
-            " WHERE job_id = ? AND hook_state = 'claimed' AND hook_worker = ?",
-            (job_id, worker_id),
-        )
+        job_queries.unclaim_hook(conn, job_id, worker_id)
     text = f"worker {short_name(worker_id)} {new_state.value}"
     if error:
         text += f": {error}"

@@ -54,7 +54,7 @@ class Job(SQLModel, table=True):
     succeeded: int = 0
     failed: int = 0
     time_sum: float = 0.0
-    hook_state: str = "none"  # none | claimed | done | failed
+    hook_state: str = "none"  # a runtime.protocol.HookState
     hook_worker: str | None = None
     hook_error: str | None = None
     created_time: float
@@ -95,8 +95,11 @@ class Batch(SQLModel, table=True):
     finished_time: float | None = None
 
 
-class Worker(SQLModel, table=True):
-    """One worker of one job; ``slot`` is the requested worker it serves or replaces."""
+class WorkerRecord(SQLModel, table=True):
+    """The record of one worker of one job; ``slot`` is the requested worker it serves or
+    replaces. (The worker itself is ``runtime.worker.Worker``, a process or container.)"""
+
+    __tablename__ = "worker"
 
     worker_id: str = Field(primary_key=True)
     job_id: str = Field(index=True)
@@ -107,6 +110,6 @@ class Worker(SQLModel, table=True):
     started_time: float | None = None
     ended_time: float | None = None
     exit_code: int | None = None
-    reason: str | None = None  # oom | crash | init_error | load_error | stopped | done
+    reason: str | None = None  # a runtime.protocol.EndReason
     error: str | None = Field(default=None, sa_column=Column(Text))
     last_seen: float | None = None

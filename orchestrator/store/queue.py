@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from orchestrator.status import BatchState
+from orchestrator.status import BatchState, JobStatus, WorkerState
 
 _LEASE = """
 UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = ?, attempts = attempts + 1
@@ -47,6 +47,40 @@ def lease(
         _shift(conn, job_id, queued=-len(rows), leased=+len(rows))
     leases = [Lease(row[0], row[1], row[2], row[3], row[4]) for row in rows]
     return sorted(leases, key=lambda lease: lease.index)
+
+
+def enqueue(conn: Connection, job_id: str, chunk: list[tuple[str, int, int, int, str]]) -> None:
+    """Append batches (``job_id, idx, first_item, size, payload``) to the job's queue."""
+    conn.exec_driver_sql(
+        "INSERT INTO batch (job_id, idx, first_item, size, payload, state, attempts, errors)"
+        " VALUES (?, ?, ?, ?, ?, 'queued', 0, 0)",
+        chunk,
+    )
+    items = sum(size for _, _, _, size, _ in chunk)
+    conn.exec_driver_sql(
+        "UPDATE job SET total = total + ?, queued = queued + ?,"
+        " enqueued_items = enqueued_items + ? WHERE job_id = ?",
+        (len(chunk), len(chunk), items, job_id),
+    )
+
+
+def queued_and_live_workers(conn: Connection, job_id: str) -> tuple[int, int]:
+    """Return how many batches the job has queued and how many of its workers are live."""
+    queued, workers = conn.exec_driver_sql(
+        "SELECT queued, (SELECT count(*) FROM worker WHERE job_id = ? AND state IN (?, ?, ?))"
+        " FROM job WHERE job_id = ?",
+        (job_id, WorkerState.PENDING, WorkerState.INITIALIZING, WorkerState.RUNNING, job_id),
+    ).one()
+    return int(queued), int(workers)
+
+
+def extend_running_leases(conn: Connection, until: float) -> None:
+    """Let every lease of a running job last until at least ``until`` (after a restart)."""
+    conn.exec_driver_sql(
+        "UPDATE batch SET lease_expires = max(lease_expires, ?) WHERE state = 'leased'"
+        " AND job_id IN (SELECT job_id FROM job WHERE status = ?)",
+        (until, JobStatus.RUNNING.value),
+    )
 
 
 def heartbeat(
@@ -107,20 +141,23 @@ def ack_successes(conn: Connection, job_id: str, successes: list[Success], now: 
     return len(counted)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """A batch whose ``predict`` raised, as its worker reported it."""
+
+    batch_id: int
+    error: str
+    traceback: str
+
+
 def ack_failure(
-    conn: Connection,
-    job_id: str,
-    batch_id: int,
-    worker_id: str,
-    error: str,
-    traceback: str,
-    retries: int,
-    now: float,
+    conn: Connection, job_id: str, failure: Failure, worker_id: str, retries: int, now: float
 ) -> str | None:
     """Record that ``predict`` raised: requeue it while retries remain, else fail it.
 
     Returns the batch's new state, or None if it had already finished.
     """
+    batch_id, error, traceback = failure.batch_id, failure.error, failure.traceback
     previous = _open_states(conn, job_id, [batch_id]).get(batch_id)
     if previous is None:
         return None
