@@ -200,9 +200,9 @@ def test_orchestrator_killed_mid_job_recovers_its_workers(
 def test_orchestrator_killed_while_enqueuing_resumes_without_duplicates(
     server: Server, testbench: str, tmp_path: Path
 ) -> None:
-    # 450,000 one-line items (6.2 MB) in batches of 150: 3,000 batches, committed 2,000 at
-    # a time, so enqueuing takes a few seconds and stops between two committed chunks.
-    lines, batch_size = 450_000, 150
+    # 450,000 one-line items (6.2 MB) in batches of 25: 18,000 batches committed 2,000 at a
+    # time, nine chunks, so the kill lands between two of them on a fast or a loaded machine.
+    lines, batch_size = 450_000, 25
     source = tmp_path / "items.jsonl"
     with open(source, "w") as f:
         f.writelines(f'{{"n": {i}}}\n' for i in range(lines))
@@ -402,3 +402,44 @@ def test_two_jobs_on_one_api_at_once_keep_exact_counts(server: Server, testbench
         status = server.wait_workers_gone(testbench, job_id)
         assert status["worker_stats"]["failed"] == 0
         assert len(server.workers(testbench, job_id)) == 4
+
+
+# --- 6. a redeploy while a job runs ------------------------------------------------------
+
+VERSIONED = """\
+import time
+
+VERSION = "{version}"
+
+
+class PythonPredictor:
+    def predict(self, payload):
+        time.sleep(0.3)
+        return [VERSION for _ in payload]
+"""
+
+
+def test_a_running_job_keeps_its_api_version_across_a_redeploy(
+    server: Server, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path, "versioned", VERSIONED.format(version="v1"))
+    first = server.deploy(project)["apis"][0]
+    job_id = server.submit("versioned", {"item_list": {"items": list(range(12)), "batch_size": 1}})[
+        "job_id"
+    ]
+    server.wait_for("versioned", job_id, lambda s: s["batch_metrics"]["succeeded"] >= 1)
+    (project / "predictor.py").write_text(VERSIONED.format(version="v2"))
+    second = server.deploy(project)["apis"][0]
+    assert (second["result"], second["api_id"] != first["api_id"]) == ("updated", True)
+    # The job's worker dies after the redeploy: its replacement runs the job's version too.
+    [worker] = [w for w in server.workers("versioned", job_id) if w["state"] == "running"]
+    os.killpg(int(worker["handle"]["pid"]), signal.SIGKILL)
+
+    status = server.wait("versioned", job_id, timeout=60)
+    assert status["status"] == "status_succeeded", status
+    assert status["api_id"] == first["api_id"]
+    assert len(server.workers("versioned", job_id)) == 2  # the replacement ran
+    assert {r["result"] for r in server.results("versioned", job_id)} == {"v1"}
+    new_job = server.submit("versioned", {"item_list": {"items": [1], "batch_size": 1}})["job_id"]
+    server.wait("versioned", new_job)
+    assert [r["result"] for r in server.results("versioned", new_job)] == ["v2"]

@@ -14,14 +14,14 @@ from orchestrator.errors import InvalidRequest
 from orchestrator.http.deps import context, json_body
 from orchestrator.http.openapi import BODY_ERRORS, COMMON_ERRORS, WORKER_REPORT
 from orchestrator.http.openapi import json_body as body_of
+from runtime.protocol import MAX_REQUEST_BYTES
 
 router = APIRouter(prefix="/_cortex/workers", tags=["workers"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
-_LIMIT = 64 * 1024 * 1024  # results of one batch
 
 
 async def _object(request: Request) -> dict[str, Any]:
-    body = await json_body(request, _LIMIT)
+    body = await json_body(request, MAX_REQUEST_BYTES)
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return body
