@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cortex_tui.client import CortexClient
-from cortex_tui.errors import EmbeddedServerError, ServerUnreachable
+from cortex_tui.errors import CortexTuiError, EmbeddedServerError, ServerUnreachable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7311
@@ -62,9 +62,51 @@ def token_source(url: str, home: Path) -> Callable[[], str | None]:
     def token() -> str | None:
         if given := os.environ.get("CORTEX_TUI_TOKEN", "").strip():
             return given
-        return read_token(home) if local else None
+        if not local:
+            return None
+        check_listener(url)
+        return read_token(home)
 
     return token
+
+
+def check_listener(url: str) -> None:
+    """Refuse to send this home's token to a loopback port another local user listens on.
+
+    While the orchestrator is down, any local user may listen on its port and collect the
+    token from the next command. Linux names each listening socket's owner in
+    ``/proc/net/tcp``; elsewhere there is nothing to check.
+
+    Raises:
+        CortexTuiError: The port's listener belongs to another user.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return
+    owner = listener_uid(port)
+    if owner is not None and owner != os.getuid():
+        raise CortexTuiError(
+            f"the server at {url} belongs to another user (uid {owner}), not to you: the"
+            " token was not sent (stop that process, or set CORTEX_TUI_TOKEN to send one"
+            " deliberately)"
+        )
+
+
+def listener_uid(port: int) -> int | None:
+    """Return the uid owning the socket that listens on loopback ``port``, if known."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, uid = fields[1], fields[3], fields[7]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return int(uid)
+    return None
 
 
 def read_token(home: Path) -> str | None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 TOKEN_FILE = "token"
 KEY_FILE = "worker.key"
+#: The shortest token or key accepted from its file (both are made far longer).
+MIN_SECRET_CHARS = 32
 
 
 class Credentials:
@@ -72,12 +74,17 @@ def bearer(header: str | None) -> str | None:
 
 
 def _read_or_create(path: Path, make: Callable[[], str]) -> str:
-    """Return the secret in ``path``, creating it (mode 0600, atomically) when missing."""
+    """Return the secret in ``path``, creating it (mode 0600, atomically) when missing.
+
+    A file too short to be a secret (empty after a power loss, or written by hand) is
+    replaced: an empty key would make every credential guessable.
+    """
     try:
         value = path.read_text().strip()
-        if value:
+        if len(value) >= MIN_SECRET_CHARS:
             os.chmod(path, 0o600)
             return value
+        path.unlink()
     except FileNotFoundError:
         pass
     value = make()
@@ -85,6 +92,8 @@ def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     try:
         os.link(tmp, path)  # fails if another process made it first: use theirs
     except FileExistsError:

@@ -50,7 +50,13 @@ def _encoded(result: Any) -> tuple[Any, int]:
     """Return ``result`` as plain JSON values and the size of its JSON text."""
     if result is None:
         return None, 0
-    text = json.dumps(result, default=_plain)
+    try:
+        text = json.dumps(result, default=_plain, allow_nan=False)
+    except ValueError as e:  # NaN or Infinity: JSON has no way to say them
+        raise ValueError(
+            f"predict returned a value JSON cannot carry ({e}): return None, or a number"
+            " or string in its place"
+        ) from None
     if len(text) > MAX_RESULT_BYTES:
         raise ResultTooLarge(
             f"predict returned {len(text) / 2**20:.1f} MiB of JSON for this batch, over the"

@@ -652,3 +652,52 @@ def test_https_serves_clients_and_workers(tmp_path: Path) -> None:
         assert [r["item_index"] for r in server.results("testbench", job["job_id"])] == [0, 1, 2]
     finally:
         assert not server.cleanup()
+
+
+# --- 10. a port squatter never gets the token ---------------------------------------------
+
+SQUATTER = """
+import http.server, sys
+class Steal(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        print("GOT", self.headers.get("Authorization"), flush=True)
+        self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Steal)
+print("LISTENING", flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_the_cli_does_not_send_the_token_to_another_users_listener(
+    srv: Server, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    squatter = subprocess.Popen(
+        [
+            *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
+            *(sys.executable, "-c", SQUATTER, str(port)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert squatter.stdout is not None
+    try:
+        assert squatter.stdout.readline().strip() == "LISTENING"
+        env = {k: v for k, v in os.environ.items() if k != "CORTEX_TUI_TOKEN"}
+        run = subprocess.run(
+            [sys.executable, "-m", "cortex_tui", "--server", f"http://127.0.0.1:{port}", "get"],
+            env={**env, "CORTEX_TUI_HOME": str(srv.home)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert run.returncode == 1
+        assert "belongs to another user (uid 65534)" in run.stderr, run.stderr
+    finally:
+        squatter.terminate()
+        out, _ = squatter.communicate(timeout=10)
+    assert srv.token is not None and srv.token not in out, out

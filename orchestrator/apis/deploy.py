@@ -17,6 +17,12 @@ from orchestrator.store import api_queries, job_queries
 from orchestrator.store.models import Api
 
 _DEPLOY_KEYS = ("project_dir", "config_file")
+#: The longest project_dir or config_file a deploy takes (Linux's PATH_MAX).
+MAX_PATH_CHARS = 4096
+
+
+def _why(error: OSError | RuntimeError) -> str:
+    return getattr(error, "strerror", None) or str(error)
 
 
 def deploy(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -29,12 +35,17 @@ def deploy(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequest("project_dir: give the absolute path of the project directory")
     if "\0" in project:
         raise InvalidRequest("project_dir: holds a NUL character")
-    config_file = body.get("config_file") or "cortex.yaml"
-    if not isinstance(config_file, str):
+    if len(project) > MAX_PATH_CHARS:
+        raise InvalidRequest(f"project_dir: longer than {MAX_PATH_CHARS} characters")
+    config_file = body.get("config_file", "cortex.yaml")
+    if not isinstance(config_file, str) or not config_file or len(config_file) > MAX_PATH_CHARS:
         raise InvalidRequest("config_file: must be a file name inside the project directory")
-    project_dir = Path(project).resolve()
-    if not project_dir.is_dir():
-        raise ApiSpecError(f"{project_dir}: no such directory")
+    try:
+        project_dir = Path(project).resolve(strict=True)
+        if not project_dir.is_dir():
+            raise ApiSpecError(f"{project_dir}: not a directory")
+    except (OSError, RuntimeError) as e:  # missing, a symlink loop, a name too long
+        raise ApiSpecError(f"project_dir: {project}: cannot be opened ({_why(e)})") from None
     specs = load_cortex_yaml(project_dir, config_file)
     listing = snapshot.scan(project_dir, ctx.settings.max_project_bytes)
     files_digest = snapshot.digest(listing)

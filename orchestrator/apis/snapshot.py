@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ApiSpecError
+from orchestrator.files import opened_exactly
 
 SKIP = frozenset(
     {".git", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", "node_modules"}
@@ -101,14 +102,23 @@ def copy(listing: Listing, destination: Path) -> None:
             elif entry.kind == "link":
                 os.symlink(entry.target, target)
             else:  # this user's only, whatever the source's mode (executable bits kept)
-                source = listing.root / entry.path
-                shutil.copyfile(source, target, follow_symlinks=False)
-                executable = os.stat(source).st_mode & 0o100
-                os.chmod(target, 0o700 if executable else 0o600)
+                _copy_file(listing.root, entry.path, target)
         tmp.rename(destination)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _copy_file(root: Path, relative: str, target: Path) -> None:
+    """Copy one listed file, refusing one that a symlink has replaced since the listing."""
+    source = str(root / relative)
+    stream = opened_exactly(source)
+    if stream is None:
+        raise _refused(relative, "became a symlink while the project was copied")
+    with stream, open(target, "wb") as out:
+        shutil.copyfileobj(stream, out, 1 << 20)
+        executable = os.fstat(stream.fileno()).st_mode & 0o100
+    os.chmod(target, 0o700 if executable else 0o600)
 
 
 def _link(root: Path, path: Path, relative: str) -> Entry:

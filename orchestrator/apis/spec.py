@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,8 @@ API_KEYS = ("name", "kind", "predictor", "compute", "backend")
 PREDICTOR_KEYS = ("type", "path", "config", "python_path", "image", "env")
 COMPUTE_KEYS = ("cpu", "gpu", "mem")
 
+#: The largest cortex.yaml read (it describes APIs; data belongs elsewhere).
+MAX_CONFIG_FILE_BYTES = 1 << 20
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_RULE = 'use lowercase letters, digits and "-" (a DNS-1123 label, at most 63 characters)'
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -109,7 +110,10 @@ def _inside(root: Path, config_file: str) -> Path:
     if "\0" in config_file:
         raise _err("config_file", "", "holds a NUL character")
     path = root / config_file
-    real = Path(os.path.realpath(path))
+    try:
+        real = path.resolve(strict=False)
+    except (OSError, RuntimeError) as e:  # a symlink loop, a name too long
+        raise _err("config_file", "", f"{config_file}: cannot be opened ({e})") from None
     if not real.is_relative_to(root):
         raise _err(
             "config_file",
@@ -121,10 +125,15 @@ def _inside(root: Path, config_file: str) -> Path:
 
 def _read_yaml(path: Path, label: str) -> object:
     """Return the parsed YAML document at ``path``, reporting errors under ``label``."""
-    if not path.is_file():
-        raise _err(label, "", f"file not found: {path} (create it, or name your config file)")
     try:
-        return yaml.safe_load(path.read_bytes())
+        if not path.is_file():
+            raise _err(label, "", f"file not found: {path} (create it, or name your config file)")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_FILE_BYTES:
+            raise _err(label, "", f"is {size} bytes, over the {MAX_CONFIG_FILE_BYTES}-byte limit")
+        text = path.read_bytes()
+        _refuse_aliases(text, label)
+        return yaml.safe_load(text)
     except OSError as e:
         raise _err(label, "", f"cannot read {path}: {e.strerror}") from e
     except yaml.MarkedYAMLError as e:
@@ -133,6 +142,15 @@ def _read_yaml(path: Path, label: str) -> object:
         raise _err(label, "", f"invalid YAML{at}: {e.problem or e.context}") from e
     except yaml.YAMLError as e:
         raise _err(label, "", f"invalid YAML: {e}") from e
+
+
+def _refuse_aliases(text: bytes, label: str) -> None:
+    """Refuse YAML anchors and aliases: a few nested ones expand to gigabytes."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise _err(label, "", f"{at}YAML aliases (*name) are not accepted; write the value out")
 
 
 def _api_entries(doc: object, label: str) -> list[object]:

@@ -8,6 +8,7 @@ an ``InvalidRequest`` that says what is wrong, before anything else sees the doc
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, NoReturn
 
@@ -19,7 +20,10 @@ MAX_DEPTH = 100
 MAX_INT_DIGITS = 100
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
+_LONG_DIGITS = re.compile(rb"(?<![0-9])[0-9]{%d}" % (MAX_INT_DIGITS + 1))
+_LONG_EXPONENT = re.compile(rb"[eE][+-]?[0-9]{3}")
+_HIGH, _LOW = rb"\\u[dD][89abAB][0-9a-fA-F]{2}", rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_LONE_SURROGATE = re.compile(rb"%s(?!%s)|(?<!%s)%s" % (_HIGH, _LOW, _HIGH, _LOW))
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -31,11 +35,16 @@ def parse(raw: bytes) -> Any:
             longer than ``MAX_INT_DIGITS`` digits, or NaN/Infinity.
     """
     check_depth(raw)
-    # The integer hook costs a call per integer: only a body with a long digit run needs it.
-    long_digits = _LONG_DIGITS.search(raw) is not None
+    if b"\\u" in raw and _LONE_SURROGATE.search(raw):
+        raise InvalidRequest(
+            "the request body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which"
+            " is not a character"
+        )
+    # The number hooks cost a call per number: only a body with a long digit run or a long
+    # exponent (a number that may not fit) needs them.
     try:
-        if long_digits:
-            return json.loads(raw, parse_constant=_no_constant, parse_int=_int)
+        if _LONG_DIGITS.search(raw) or _LONG_EXPONENT.search(raw):
+            return json.loads(raw, parse_constant=_no_constant, parse_int=_int, parse_float=_float)
         return json.loads(raw, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
@@ -73,6 +82,16 @@ def _too_deep() -> str:
 
 def _no_constant(name: str) -> NoReturn:
     raise InvalidRequest(f"the request body holds {name}, which is not JSON: send a number or null")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidRequest(
+            f"the request body holds the number {text[:20]}..., too large for a float"
+            " (it would be Infinity, which is not JSON)"
+        )
+    return value
 
 
 def _int(text: str) -> int:

@@ -24,6 +24,8 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from orchestrator.errors import SourceError
+from orchestrator.files import opened_exactly
+from orchestrator.jobs.globs import Glob
 
 SOURCE_KINDS = ("item_list", "delimited_files", "file_path_lister")
 MAX_ITEM_BYTES = 256 * 1024
@@ -40,8 +42,6 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 _DECODER = json.JSONDecoder()
 _JSON_WHITESPACE = " \t\r\n"
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_GLOB_TOKEN = re.compile(r"\*\*/|\*\*|\*|\?|\[!?\]?[^\]]*\]|.", re.DOTALL)
-_GLOB_REGEX = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 class Source(ABC):
@@ -226,9 +226,9 @@ def _parse_file_source(
     includes = _strings(f"{kind}.includes", section.get("includes", []), "glob pattern")
     excludes = _strings(f"{kind}.excludes", section.get("excludes", []), "glob pattern")
     batch_size = _batch_size(kind, section)
-    wanted = [_compile_glob(f"{kind}.includes[{i}]", p) for i, p in enumerate(includes)]
-    wanted = wanted or [_compile_glob(f"{kind}.includes", "**")]
-    unwanted = [_compile_glob(f"{kind}.excludes[{i}]", p) for i, p in enumerate(excludes)]
+    wanted = [Glob(f"{kind}.includes[{i}]", p) for i, p in enumerate(includes)]
+    wanted = wanted or [Glob(f"{kind}.includes", "**")]
+    unwanted = [Glob(f"{kind}.excludes[{i}]", p) for i, p in enumerate(excludes)]
     found = _list_files(f"{kind}.{key}", paths, base_dir, roots)
     files = [f for f in found if _any_match(wanted, f) and not _any_match(unwanted, f)]
     if not files:
@@ -286,29 +286,7 @@ def _strings(where: str, value: Any, what: str) -> list[str]:
     return value
 
 
-def _compile_glob(where: str, pattern: str) -> re.Pattern[str]:
-    """Compile a glob matched against a whole path: ``*``, ``?`` and ``[...]`` stay
-    within one segment, ``**`` crosses ``/``, and ``**/`` may match no directory."""
-    regex = "".join(_glob_part(token) for token in _GLOB_TOKEN.findall(pattern))
-    try:
-        return re.compile(regex + r"\Z", re.DOTALL)
-    except re.error as e:
-        raise SourceError(f"{where}: {pattern!r} is not a valid glob pattern ({e})") from None
-
-
-def _glob_part(token: str) -> str:
-    """Return the regex for one glob token (a wildcard, a ``[...]`` class, a character)."""
-    if token in _GLOB_REGEX:
-        return _GLOB_REGEX[token]
-    negate = token.startswith("[!")
-    members = token[1 + negate : -1]
-    if not token.startswith("[") or not members:
-        return re.escape(token)
-    chars = "".join(c if c == "-" else re.escape(c) for c in members)
-    return f"[^/{chars}]" if negate else f"[{chars}]"
-
-
-def _any_match(patterns: list[re.Pattern[str]], location: str) -> bool:
+def _any_match(patterns: list[Glob], location: str) -> bool:
     """Return whether any of ``patterns`` matches the whole of ``location``."""
     return any(pattern.match(location) for pattern in patterns)
 
@@ -456,12 +434,14 @@ class OutsideRoots(ValueError):
 def _open_local(location: str) -> IO[bytes]:
     """Open a local file for reading bytes; a listed file must still be where it was.
 
-    Files are listed by real path, so one that resolves elsewhere now (a symlink put in
-    its place since) is refused rather than followed.
+    Files are listed by real path. The file is opened without following a final link,
+    and what was opened is checked to be that path (through ``/proc/self/fd``), so a
+    link swapped in for the file or for a folder above it since is refused, not followed.
     """
-    if os.path.realpath(location) != location:
+    stream = opened_exactly(location)
+    if stream is None:
         raise SourceError(f"{location}: changed into a link after the job was submitted")
-    return open(location, "rb")
+    return stream
 
 
 _SCHEMES = {"": _Scheme(_list_local, _open_local), "file": _Scheme(_list_local, _open_local)}

@@ -12,16 +12,20 @@ import os
 import sqlite3
 from pathlib import Path
 
+from orchestrator.errors import OrchestratorError
+
 _HEADER = b"SQLite format 3\x00"
 
 
-class DamagedHome(Exception):
+class DamagedHome(OrchestratorError):
     """The home cannot be started from as it is (the message says why and what to do)."""
 
 
 def check(home: Path) -> None:
     """Raise ``DamagedHome`` if ``home``'s database is damaged or missing where it matters."""
     db = home / "cortex.db"
+    if db.exists() and not db.is_file():
+        raise DamagedHome(f"{db} is not a file{_advice(db)}")
     size = db.stat().st_size if db.exists() else None
     if not size:
         _refuse_if_used(home, db, "is missing" if size is None else "is empty (0 bytes)")
@@ -33,7 +37,11 @@ def check(home: Path) -> None:
     page_size = int.from_bytes(head[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(head[28:32], "big")
-    if len(head) < 100 or (pages and size < pages * page_size):
+    # With a write-ahead log the newest pages may live there (a crash mid-checkpoint leaves
+    # the main file short): only SQLite itself can judge that file, below.
+    wal = home / "cortex.db-wal"
+    has_log = wal.exists() and wal.stat().st_size > 0
+    if len(head) < 100 or (pages and size < pages * page_size and not has_log):
         raise DamagedHome(
             f"{db} is cut short ({size} bytes; its header says {pages * page_size}){_advice(db)}"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 import tempfile
 import threading
@@ -78,7 +79,8 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
         relative = path.relative_to(root)
         if any(part in SKIP for part in relative.parts) or path.suffix == ".pyc":
             continue
-        if path.is_file() and not path.is_symlink():
+        # Snapshot links point inside the project (apis/snapshot.py): they go in as links.
+        if path.is_symlink() or path.is_file():
             yield relative.as_posix(), path
 
 
@@ -87,7 +89,10 @@ def _add(
 ) -> None:
     info = tarfile.TarInfo(name)
     info.mode = 0o644
-    if path is not None:
+    if path is not None and path.is_symlink():
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+        tar.addfile(info)
+    elif path is not None:
         info.size = path.stat().st_size
         if path.stat().st_mode & 0o111:
             info.mode = 0o755
