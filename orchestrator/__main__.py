@@ -10,6 +10,9 @@ from typing import Any
 from orchestrator.http.server import serve
 from orchestrator.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_home
 
+#: Settings given by their own flags, or set by the server itself: not ``--set`` ones.
+_FIXED = ("home", "host", "port", "backend", "worker_umask")
+
 
 def apply_overrides(settings: Settings, pairs: list[str]) -> Settings:
     """Return ``settings`` with ``KEY=VALUE`` overrides (e.g. ``visibility_timeout_s=5``)."""
@@ -17,8 +20,8 @@ def apply_overrides(settings: Settings, pairs: list[str]) -> Settings:
     changes: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or key not in fields or key in ("home", "host", "port", "backend"):
-            tunable = ", ".join(k for k in fields if k not in ("home", "host", "port", "backend"))
+        if not sep or key not in fields or key in _FIXED:
+            tunable = ", ".join(k for k in fields if k not in _FIXED)
             raise SystemExit(f"--set {pair}: expected KEY=VALUE with KEY one of: {tunable}")
         current = getattr(settings, key)
         try:

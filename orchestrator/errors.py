@@ -36,12 +36,6 @@ class Forbidden(OrchestratorError):
     status_code = 403
 
 
-class UnsupportedMediaType(OrchestratorError):
-    """The request body is not JSON."""
-
-    status_code = 415
-
-
 class NotFound(OrchestratorError):
     """An API, job or resource does not exist."""
 

@@ -60,6 +60,9 @@ class Settings:
     max_project_bytes: int = 512 * 1024 * 1024
     max_config_bytes: int = 1024 * 1024
     max_live_workers: int = 0
+    # The umask process workers start with: the one the orchestrator was started with (it
+    # narrows its own to 077 for its home).
+    worker_umask: int = 0o022
     # HTTPS: a PEM certificate and its key (both, or neither).
     tls_cert: str = ""
     tls_key: str = ""

@@ -137,7 +137,10 @@ def _tls_context(server_cert: str | None) -> Any:
 
     if not server_cert:
         return ssl.create_default_context()
-    context = ssl.create_default_context(cadata=server_cert)
+    # The first certificate of the PEM is the server's own: trusting only it (not the CA
+    # of a full chain) pins this one server.
+    leaf = server_cert.split("-----END CERTIFICATE-----", 1)[0] + "-----END CERTIFICATE-----\n"
+    context = ssl.create_default_context(cadata=leaf)
     context.check_hostname = False
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return context

@@ -7,6 +7,8 @@ another local user (uid 65534). Job sources are confined to the API's project di
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -24,6 +26,10 @@ from typing import Any
 import httpx
 import pytest
 from conftest import SAMPLES, Server, items_job, make_project
+
+from orchestrator.auth import Credentials
+from orchestrator.files import opened_exactly
+from orchestrator.settings import default_live_workers
 
 ECHO_ENV = textwrap.dedent(
     """
@@ -518,8 +524,7 @@ def test_dropped_log_followers_do_not_starve_other_requests(srv: Server, slow_ap
 def test_a_job_of_256_workers_starts_no_more_than_the_default_cap(
     srv: Server, slow_api: str
 ) -> None:
-    cores, pages = os.cpu_count() or 1, os.sysconf("SC_PHYS_PAGES")
-    cap = max(2, min(4 * cores, pages * os.sysconf("SC_PAGE_SIZE") // (256 << 20)))
+    cap = default_live_workers()
     job = srv.submit(slow_api, items_job(list(range(600)), workers=256))
     status = srv.wait_for(
         slow_api, job["job_id"], lambda s: s["worker_stats"]["running"] >= min(cap, 4), 60
@@ -701,3 +706,90 @@ def test_the_cli_does_not_send_the_token_to_another_users_listener(
         squatter.terminate()
         out, _ = squatter.communicate(timeout=10)
     assert srv.token is not None and srv.token not in out, out
+
+
+# --- 11. what a second look found -----------------------------------------------------------
+
+NAN = "class PythonPredictor:\n    def predict(self, payload):\n        return float('nan')\n"
+
+
+def test_a_nan_result_fails_its_batch_not_the_job(srv: Server, tmp_path: Path) -> None:
+    srv.deploy(make_project(tmp_path, "nanny", NAN))
+    job = srv.submit("nanny", items_job([1, 2]))
+    status = srv.wait("nanny", job["job_id"])
+    assert status["status"] == "status_completed_with_failures", status
+    [ledger, _] = srv.failed("nanny", job["job_id"])
+    assert "JSON cannot carry" in ledger["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b'{"item_list": {"items": [1e999], "batch_size": 1}}', "too large for a float"),
+        (b'{"item_list": {"items": [1], "batch_size": 1}, "config": {"x": -1e999}}', "float"),
+        (b'{"item_list": {"items": ["\\ud800"], "batch_size": 1}}', "surrogate"),
+        (b'{"item_list": {"items": [1], "batch_size": 1}, "config": {"\\udfff": 1}}', "surrogate"),
+        (b'{"item_list": {"items": [1], "batch_size": 1}, "backend": "\\ud800"}', "surrogate"),
+    ],
+)
+def test_numbers_and_strings_json_cannot_carry_are_refused(
+    srv: Server, body: bytes, named: str
+) -> None:
+    r = srv.http.post("/testbench", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and named in r.json()["error"], r.text
+
+
+def test_deploy_paths_that_cannot_be_opened_are_400s(srv: Server, tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    project = make_project(tmp_path, "paths", SLOW)
+    for body in (
+        {"project_dir": "/" + "x" * 5000},
+        {"project_dir": "/" + "/".join(["d"] * 3000)},
+        {"project_dir": str(loop)},
+        {"project_dir": str(project), "config_file": "y" * 5000},
+        {"project_dir": str(project), "config_file": ""},
+        {"project_dir": str(project), "config_file": 0},
+    ):
+        r = srv.http.post("/_cortex/apis", json=body)
+        assert r.status_code == 400, (str(body)[:80], r.text[:200])
+
+
+def test_yaml_aliases_are_refused(srv: Server, tmp_path: Path) -> None:
+    project = make_project(tmp_path, "bomb", SLOW)
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (project / "cortex.yaml").write_text("\n".join(levels) + "\n")
+    r = srv.http.post("/_cortex/apis", json={"project_dir": str(project)})
+    assert r.status_code == 400 and "aliases" in r.json()["error"], r.text
+
+
+def test_an_empty_key_file_is_remade_not_trusted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "worker.key").write_text("")
+    (home / "token").write_text("short")
+    credentials = Credentials(home)
+    assert len((home / "worker.key").read_text().strip()) >= 32
+    assert credentials.token != "short" and len(credentials.token) >= 32
+    empty = hmac.new(b"", b"worker:job-w0", hashlib.sha256).hexdigest()
+    assert not credentials.is_worker("job-w0", empty)
+
+
+def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "inside").mkdir()
+    listed = tmp_path / "inside" / "data.jsonl"
+    listed.write_text("1\n")
+    stream = opened_exactly(str(listed))
+    assert stream is not None
+    with stream:
+        assert stream.read() == b"1\n"
+    listed.unlink()
+    listed.symlink_to("/etc/hostname")
+    assert opened_exactly(str(listed)) is None
+    # A folder above it swapped for a link is caught too.
+    (tmp_path / "inside").rename(tmp_path / "moved")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "data.jsonl").write_text("2\n")
+    (tmp_path / "inside").symlink_to(tmp_path / "elsewhere")
+    assert opened_exactly(str(listed)) is None

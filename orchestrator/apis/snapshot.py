@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from orchestrator.errors import ApiSpecError
@@ -25,12 +26,20 @@ SKIP = frozenset(
 )
 
 
+class Kind(StrEnum):
+    """What a snapshot entry is."""
+
+    FILE = "file"
+    DIR = "dir"
+    LINK = "link"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One thing in a project: a file, a folder, or a link (with its relative target)."""
 
     path: str  # relative to the project, "/"-separated
-    kind: str  # "file" | "dir" | "link"
+    kind: Kind
     target: str = ""  # links only: the target relative to the link's folder
 
 
@@ -61,7 +70,7 @@ def scan(root: Path, max_bytes: int) -> Listing:
                 if name in dirs:
                     dirs.remove(name)  # a link is copied as a link, never walked
             elif stat.S_ISDIR(mode):
-                entries.append(Entry(relative, "dir"))
+                entries.append(Entry(relative, Kind.DIR))
             elif stat.S_ISREG(mode):
                 size += os.lstat(path).st_size
                 if size > max_bytes:
@@ -70,7 +79,7 @@ def scan(root: Path, max_bytes: int) -> Listing:
                         " max_project_bytes setting); leave data out of the project directory"
                         " (read it as a job source instead) or raise the setting"
                     )
-                entries.append(Entry(relative, "file"))
+                entries.append(Entry(relative, Kind.FILE))
             # sockets, fifos and devices are not part of a snapshot
     return Listing(root, entries, size)
 
@@ -79,10 +88,10 @@ def digest(listing: Listing) -> str:
     """Return a hash of the listing's names, link targets and file contents."""
     hasher = hashlib.sha256()
     for entry in listing.entries:
-        if entry.kind == "dir":
+        if entry.kind is Kind.DIR:
             continue
         hasher.update(f"{entry.kind}\0{entry.path}\0{entry.target}\0".encode())
-        if entry.kind == "file":
+        if entry.kind is Kind.FILE:
             with open(listing.root / entry.path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     hasher.update(block)
@@ -97,9 +106,9 @@ def copy(listing: Listing, destination: Path) -> None:
         tmp.mkdir(parents=True)
         for entry in listing.entries:
             target = tmp / entry.path
-            if entry.kind == "dir":
+            if entry.kind is Kind.DIR:
                 target.mkdir()
-            elif entry.kind == "link":
+            elif entry.kind is Kind.LINK:
                 os.symlink(entry.target, target)
             else:  # this user's only, whatever the source's mode (executable bits kept)
                 _copy_file(listing.root, entry.path, target)
@@ -136,7 +145,7 @@ def _link(root: Path, path: Path, relative: str) -> Entry:
             " what is inside the project directory (copy the file in, or read it as a job"
             " source)",
         )
-    return Entry(relative, "link", os.path.relpath(real, Path(os.path.realpath(path.parent))))
+    return Entry(relative, Kind.LINK, os.path.relpath(real, Path(os.path.realpath(path.parent))))
 
 
 def _refused(relative: str, why: str) -> ApiSpecError:

@@ -78,6 +78,7 @@ class ProcessBackend(Backend):
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    umask=self.settings.worker_umask,
                 )
             except OSError as e:
                 raise BackendError(f"could not start worker process {python!r}: {e}") from e

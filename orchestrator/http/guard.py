@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -123,16 +124,18 @@ class Guard:
 
 
 _CHALLENGE = {"www-authenticate": "Bearer"}
+_HOST = re.compile(r"(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+))(?::[0-9]{1,5})?")
 
 
 def _host_name(host: str) -> str:
-    """Return the name of a ``Host`` header without its port (``[::1]:80`` → ``::1``)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    if host.count(":") == 1:
-        return host.split(":", 1)[0]
-    return host
+    """Return the name of a ``Host`` header without its port (``[::1]:80`` → ``::1``).
+
+    Anything but a name or bracketed address with an optional numeric port gives "".
+    """
+    match = _HOST.fullmatch(host.strip().lower())
+    if match is None:
+        return ""
+    return match.group(1) or match.group(2)
 
 
 def _has_body(headers: dict[str, str]) -> bool:
@@ -141,10 +144,7 @@ def _has_body(headers: dict[str, str]) -> bool:
 
 
 def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 async def _answer(send: Send, status: int, document: dict[str, Any], extra: dict[str, str]) -> None:

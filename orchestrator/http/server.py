@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -25,7 +26,7 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    os.umask(0o077)
+    settings = dataclasses.replace(settings, worker_umask=os.umask(0o077))
     try:
         integrity.check(settings.home)
     except integrity.DamagedHome as e:

@@ -201,21 +201,21 @@ def stop_job(ctx: Context, api_name: str, job_id: str) -> dict[str, str]:
 
 def submission_view(ctx: Context, job: Job, *, with_config: bool = True) -> dict[str, Any]:
     """Return the reference's submission fields for a job (lists leave out its config)."""
-    view = {
+    view: dict[str, Any] = {
         "job_id": job.job_id,
         "api_name": job.api_name,
         "workers": job.workers,
         "batches_per_worker": _per_worker(job.total, job.workers),
-        "config": job.config if with_config else None,
+    }
+    if with_config:
+        view["config"] = job.config
+    return view | {
         "api_id": job.api_id,
         "sqs_url": f"{ctx.settings.url}/_cortex/queues/{job.job_id}",
         "created_time": isoformat(job.created_time),
         "backend": job.backend,
         "status": job.status,
     }
-    if not with_config:
-        del view["config"]
-    return view
 
 
 def _per_worker(total: int, workers_: int) -> int:

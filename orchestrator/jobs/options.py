@@ -42,7 +42,7 @@ def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
         config = {}
     if not isinstance(config, dict):
         raise InvalidRequest(f"config: must be a JSON object, got {_type(config)}")
-    size = len(json.dumps(config))
+    size = len(json.dumps(config, ensure_ascii=False).encode())
     if size > max_config_bytes:
         raise InvalidRequest(
             f"config: is {size} bytes of JSON, over the {max_config_bytes}-byte limit"

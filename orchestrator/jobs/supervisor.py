@@ -131,12 +131,13 @@ def _time_out(ctx: Context, job: Job) -> bool:
     """End a job that ran past its timeout; return whether it did."""
     if job.timeout is None or ctx.clock() - job.created_time <= job.timeout:
         return False
-    fail_job(
-        ctx,
-        job.job_id,
-        JobStatus.TIMED_OUT,
-        f"the job ran past its timeout of {job.timeout:g}s",
-    )
+    message = f"the job ran past its timeout of {job.timeout:g}s"
+    if waiting := ctx.waiting_for_cap.get(job.job_id):
+        message += (
+            f"; {waiting} of its workers were still waiting for room under max_live_workers"
+            f" ({ctx.settings.live_worker_cap})"
+        )
+    fail_job(ctx, job.job_id, JobStatus.TIMED_OUT, message)
     return True
 
 
