@@ -78,6 +78,30 @@ def test_deploy_builds_an_image_once_and_reuses_it_by_content(docker_server: Ser
     assert again["result"] == "up_to_date"
 
 
+READS_LINKS = """\
+from pathlib import Path
+
+
+class PythonPredictor:
+    def predict(self, payload):
+        return [Path("model.txt").read_text() + Path("current/v.txt").read_text() for _ in payload]
+"""
+
+
+def test_links_inside_the_project_reach_the_image(docker_server: Server, tmp_path: Path) -> None:
+    project = make_project(tmp_path, "linked", READS_LINKS)
+    (project / "weights").mkdir()
+    (project / "weights" / "model.txt").write_text("m")
+    (project / "weights" / "v.txt").write_text("1")
+    (project / "model.txt").symlink_to("weights/model.txt")
+    (project / "current").symlink_to("weights")
+    docker_server.deploy(project)
+    job = docker_server.submit("linked", items_job([1]))
+    status = docker_server.wait("linked", job["job_id"], timeout=120)
+    assert status["status"] == "status_succeeded", status
+    assert [r["result"] for r in docker_server.results("linked", job["job_id"])] == ["m1"]
+
+
 def test_a_failing_image_build_is_a_clear_deploy_error_with_the_log_tail(
     docker_server: Server, tmp_path: Path
 ) -> None:
