@@ -39,6 +39,7 @@ class OrchestratorClient:
         wait_s: float = 600.0,
         timeout_s: float = 60.0,
         server_cert: str | None = None,
+        server_uid: int | None = None,
     ) -> None:
         url = urlsplit(server)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -48,6 +49,7 @@ class OrchestratorClient:
         self._address = (url.hostname, url.port or (443 if self._tls else 80))
         self._host_header = url.netloc
         self._authorization = f"Bearer {secret}"
+        self._server_uid = server_uid
         self._base = f"{url.path.rstrip('/')}/_cortex/workers/{worker_id}"
         self._timeout = timeout_s
         self._wait_s = wait_s
@@ -100,6 +102,7 @@ class OrchestratorClient:
 
     def _request(self, method: str, path: str, data: bytes) -> tuple[int, str]:
         if self._sock is None:
+            _check_listener(self._address[1], self._server_uid)
             sock = socket.create_connection(self._address, timeout=self._timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
@@ -123,6 +126,37 @@ class OrchestratorClient:
         if headers.get("connection", "").lower() == "close" or not delimited:
             self.close()
         return status, body.decode()
+
+
+class NotTheOrchestrator(ConnectionError):
+    """Another user's process listens on the orchestrator's port (it is down meanwhile)."""
+
+
+def _check_listener(port: int, expected_uid: int | None) -> None:
+    """Refuse to send the secret to a loopback port another user listens on.
+
+    While the orchestrator is down, any local user may listen on its port to collect
+    the secrets of the workers that retry. Linux names each listening socket's owner in
+    ``/proc/net/tcp``; the worker retries (as if the orchestrator were away) until the
+    listener is the orchestrator's user again.
+    """
+    if expected_uid is None:
+        return
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                if int(fields[7]) != expected_uid:
+                    raise NotTheOrchestrator(
+                        f"port {port} is held by uid {fields[7]}, not the orchestrator's"
+                        f" ({expected_uid}): waiting for the orchestrator"
+                    )
+                return
 
 
 def _tls_context(server_cert: str | None) -> Any:

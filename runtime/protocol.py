@@ -12,6 +12,9 @@ from enum import StrEnum
 
 #: The environment variable a worker finds its own secret in.
 WORKER_SECRET_ENV = "CORTEX_WORKER_SECRET"
+#: The environment variable naming the orchestrator's uid: a worker sends its secret only
+#: to a loopback listener of that uid.
+SERVER_UID_ENV = "CORTEX_SERVER_UID"
 #: The environment variable an HTTPS orchestrator's certificate (PEM) is handed over in.
 SERVER_CERT_ENV = "CORTEX_SERVER_CERT"
 

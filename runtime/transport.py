@@ -10,6 +10,7 @@ reads, say) implements the same five calls.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 from runtime.client import OrchestratorClient
 from runtime.errors import WorkerError
-from runtime.protocol import Report
+from runtime.protocol import SERVER_UID_ENV, Report
 
 Json = dict[str, Any]
 
@@ -61,8 +62,14 @@ class HttpTransport(Transport):
         wait_s: float = 600.0,
         server_cert: str | None = None,
     ) -> None:
+        uid = os.environ.get(SERVER_UID_ENV, "")
         self._client = OrchestratorClient(
-            url, worker_id, secret, wait_s=wait_s, server_cert=server_cert
+            url,
+            worker_id,
+            secret,
+            wait_s=wait_s,
+            server_cert=server_cert,
+            server_uid=int(uid) if uid.isdigit() else None,
         )
 
     def spec(self) -> Json:

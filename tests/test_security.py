@@ -575,7 +575,7 @@ def test_process_workers_start_from_an_allowlisted_environment(srv: Server, tmp_
     assert set(env) <= {
         *("PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME", "PYTHONPATH"),
         *("PYTHONUNBUFFERED", "CUDA_VISIBLE_DEVICES", "CORTEX_WORKER_ID", "CORTEX_JOB_ID"),
-        *("CORTEX_API_NAME", "API_KEY"),
+        *("CORTEX_API_NAME", "CORTEX_SERVER_UID", "API_KEY"),
         *(k for k in env if k.startswith(("LC_", "CUDA_", "NVIDIA_", "OMP_", "OPENBLAS_", "MKL_"))),
     }, env
     assert env["API_KEY"] == "k-123"
@@ -667,6 +667,7 @@ class Steal(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         print("GOT", self.headers.get("Authorization"), flush=True)
         self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+    do_POST = do_GET
     def log_message(self, *args): pass
 server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Steal)
 print("LISTENING", flush=True)
@@ -793,3 +794,38 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path)
     (tmp_path / "elsewhere" / "data.jsonl").write_text("2\n")
     (tmp_path / "inside").symlink_to(tmp_path / "elsewhere")
     assert opened_exactly(str(listed)) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_workers_do_not_send_their_secret_to_a_squatter_while_the_orchestrator_is_down(
+    tmp_path: Path,
+) -> None:
+    server = Server(tmp_path / "home")
+    server.home.mkdir()
+    server.start()
+    server.deploy(make_project(tmp_path, "patient", SLOW))
+    job = server.submit("patient", items_job(list(range(8))))
+    server.wait_for("patient", job["job_id"], lambda s: s["batch_metrics"]["succeeded"] >= 1)
+    server.kill()  # the worker keeps retrying the orchestrator's port
+    squatter = subprocess.Popen(
+        [
+            *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
+            *(sys.executable, "-c", SQUATTER, str(server.port)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert squatter.stdout is not None
+    try:
+        assert squatter.stdout.readline().strip() == "LISTENING"
+        time.sleep(3)  # a few of the worker's retries (every 0.1 s, then up to 2 s)
+    finally:
+        squatter.terminate()
+        out, _ = squatter.communicate(timeout=10)
+    assert "GOT" not in out, out
+    try:
+        server.start()  # the worker carries on with the real one
+        status = server.wait("patient", job["job_id"], timeout=60)
+        assert status["status"] == "status_succeeded", status
+    finally:
+        assert not server.cleanup()

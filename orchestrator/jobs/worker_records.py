@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from orchestrator.backends import WorkerLaunch, WorkerProbe
@@ -13,7 +14,7 @@ from orchestrator.context import Context
 from orchestrator.status import JobStatus, WorkerState
 from orchestrator.store import job_queries, queue, worker_queries
 from orchestrator.store.models import WorkerRecord
-from runtime.protocol import SERVER_CERT_ENV, WORKER_SECRET_ENV, EndReason
+from runtime.protocol import SERVER_CERT_ENV, SERVER_UID_ENV, WORKER_SECRET_ENV, EndReason
 
 
 def short_name(worker_id: str) -> str:
@@ -41,6 +42,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         env={
             **{k: str(v) for k, v in (job.api_spec["predictor"].get("env") or {}).items()},
             WORKER_SECRET_ENV: ctx.credentials.worker_secret(worker_id),
+            SERVER_UID_ENV: str(os.getuid()),
             "CORTEX_WORKER_ID": short_name(worker_id),
             "CORTEX_JOB_ID": job_id,
             "CORTEX_API_NAME": job.api_name,
