@@ -236,6 +236,36 @@ class Server:
         return self.http.get(f"/_cortex/apis/{api}/jobs/{job_id}/workers").json()["workers"]  # type: ignore[no-any-return]
 
 
+class InProcessServer:
+    """The orchestrator app called in-process (httpx through ASGI): for tests of HTTP shapes
+    and validation that run no job (workers could not reach it: it listens on no port)."""
+
+    def __init__(self, home: Path, **settings: Any) -> None:
+        from starlette.testclient import TestClient
+
+        from orchestrator.http.app import create_app
+        from orchestrator.settings import Settings
+
+        self.home = home
+        app = create_app(Settings(home=home, **settings))
+        # 127.0.0.1 is a Host the guard answers for; "testserver" is not.
+        self.http = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+
+    def __enter__(self) -> InProcessServer:
+        self.http.__enter__()  # runs the app's lifespan: store, credentials, supervisor
+        token = (self.home / "token").read_text().strip()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.__exit__(*exc)
+
+    def deploy(self, project_dir: Path) -> dict[str, Any]:
+        r = self.http.post("/_cortex/apis", json={"project_dir": str(project_dir)})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
 def items_job(
     items: list[Any], batch_size: int = 1, workers: int = 1, **extra: Any
 ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, Server, make_project
+from conftest import SAMPLES, InProcessServer, make_project
 
 MAX_BODY = 10 * 1024 * 1024
 MAX_ITEM = 256 * 1024
@@ -23,14 +23,12 @@ PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        re
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One orchestrator with the testbench API deployed."""
-    server = Server(tmp_path_factory.mktemp("home"))
-    server.start()
-    server.deploy(SAMPLES / "testbench")
-    yield server
-    left = server.cleanup()
-    assert not left, f"worker processes left behind: {left}"
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
+    """One in-process orchestrator with the testbench API deployed: nothing here runs a job,
+    so the app is called directly (httpx through ASGI), without a port or a subprocess."""
+    with InProcessServer(tmp_path_factory.mktemp("home")) as server:
+        server.deploy(SAMPLES / "testbench")
+        yield server
 
 
 def body_of_size(size: int) -> bytes:
@@ -115,7 +113,7 @@ REQUESTS = [
 
 @pytest.mark.parametrize(("method", "path", "body", "code", "texts"), REQUESTS)
 def test_bad_request_is_refused_naming_the_problem(
-    srv: Server, method: str, path: str, body: Any, code: int, texts: list[str]
+    srv: InProcessServer, method: str, path: str, body: Any, code: int, texts: list[str]
 ) -> None:
     if isinstance(body, bytes):
         response = srv.http.request(
@@ -131,7 +129,7 @@ def test_bad_request_is_refused_naming_the_problem(
     assert srv.http.get("/testbench").json()["jobs"] == []
 
 
-def test_a_chunked_body_over_10MB_is_refused_too(srv: Server) -> None:
+def test_a_chunked_body_over_10MB_is_refused_too(srv: InProcessServer) -> None:
     def chunks() -> Iterator[bytes]:  # no content-length: the limit is counted as it streams
         payload = body_of_size(MAX_BODY + 1)
         for start in range(0, len(payload), 1 << 20):
@@ -145,7 +143,7 @@ def test_a_chunked_body_over_10MB_is_refused_too(srv: Server) -> None:
     assert f"{MAX_BODY}-byte limit" in response.json()["error"]
 
 
-def test_unknown_route_and_method_are_json_errors_like_every_other(srv: Server) -> None:
+def test_unknown_route_and_method_are_json_errors_like_every_other(srv: InProcessServer) -> None:
     wrong_method = srv.http.put("/testbench")
     no_route = srv.http.get(f"/testbench/{JOB}/extra")
 
@@ -209,7 +207,7 @@ DEPLOYS = [
 
 @pytest.mark.parametrize(("build", "texts"), DEPLOYS)
 def test_bad_deploy_is_refused_naming_file_and_key(
-    srv: Server, tmp_path: Path, build: Callable[[Path], Path], texts: list[str]
+    srv: InProcessServer, tmp_path: Path, build: Callable[[Path], Path], texts: list[str]
 ) -> None:
     project = build(tmp_path)
 
@@ -221,13 +219,3 @@ def test_bad_deploy_is_refused_naming_file_and_key(
         assert text in error
     names = [api["name"] for api in srv.http.get("/_cortex/apis").json()["apis"]]
     assert names == ["testbench"]
-
-
-def test_logs_of_an_unknown_worker_are_a_404_naming_the_known_ones(srv: Server) -> None:
-    job = srv.submit("testbench", {"item_list": {"items": [1], "batch_size": 1}})
-    srv.wait("testbench", job["job_id"])
-    r = srv.http.get(f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w9"})
-    assert r.status_code == 404
-    assert 'no worker "w9"' in r.json()["error"] and "w0" in r.json()["error"]
-    r = srv.http.get(f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w0"})
-    assert r.status_code == 200 and "[w0]" in r.text and "[orchestrator]" not in r.text

@@ -156,3 +156,19 @@ def test_an_api_cannot_take_the_management_prefix(server: Server, tmp_path: Path
     assert 'name "_cortex" is invalid' in error
     assert server.http.get("/_cortex/apis").json()["apis"] == []
     assert server.http.get("/_cortex/health").status_code == 200
+
+
+def test_logs_of_an_unknown_worker_are_a_404_naming_the_known_ones(
+    server: Server, testbench: str
+) -> None:
+    job = server.submit("testbench", {"item_list": {"items": [1], "batch_size": 1}})
+    server.wait("testbench", job["job_id"])
+    r = server.http.get(
+        f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w9"}
+    )
+    assert r.status_code == 404
+    assert 'no worker "w9"' in r.json()["error"] and "w0" in r.json()["error"]
+    r = server.http.get(
+        f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w0"}
+    )
+    assert r.status_code == 200 and "[w0]" in r.text and "[orchestrator]" not in r.text

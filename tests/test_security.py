@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -608,6 +609,10 @@ def test_a_damaged_database_stops_start_up_with_one_line(tmp_path: Path) -> None
     server.wait("testbench", job["job_id"])
     assert not server.cleanup()
     db = server.home / "cortex.db"
+    with sqlite3.connect(db) as conn:  # everything into the main file, as a clean stop leaves it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for log in ("cortex.db-wal", "cortex.db-shm"):
+        (server.home / log).unlink(missing_ok=True)
     good = db.read_bytes()
     cases = {
         "garbage": b"this is not a database" * 100,

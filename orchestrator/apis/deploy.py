@@ -44,7 +44,9 @@ def deploy(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         project_dir = Path(project).resolve(strict=True)
         if not project_dir.is_dir():
             raise ApiSpecError(f"{project_dir}: not a directory")
-    except (OSError, RuntimeError) as e:  # missing, a symlink loop, a name too long
+    except FileNotFoundError:
+        raise ApiSpecError(f"project_dir: {project}: no such directory") from None
+    except (OSError, RuntimeError) as e:  # a symlink loop, a name too long
         raise ApiSpecError(f"project_dir: {project}: cannot be opened ({_why(e)})") from None
     specs = load_cortex_yaml(project_dir, config_file)
     listing = snapshot.scan(project_dir, ctx.settings.max_project_bytes)

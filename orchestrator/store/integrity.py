@@ -8,6 +8,7 @@ would orphan every snapshot and log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -37,11 +38,13 @@ def check(home: Path) -> None:
     page_size = int.from_bytes(head[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(head[28:32], "big")
-    # With a write-ahead log the newest pages may live there (a crash mid-checkpoint leaves
-    # the main file short): only SQLite itself can judge that file, below.
+    short = bool(pages) and size < pages * page_size
+    # With a write-ahead log the missing pages may live there (a crash mid-checkpoint leaves
+    # the main file short): then SQLite itself reads every page to judge.
     wal = home / "cortex.db-wal"
-    has_log = wal.exists() and wal.stat().st_size > 0
-    if len(head) < 100 or (pages and size < pages * page_size and not has_log):
+    if short and wal.exists() and wal.stat().st_size > 0:
+        short = not _every_page_reads(db)
+    if len(head) < 100 or short:
         raise DamagedHome(
             f"{db} is cut short ({size} bytes; its header says {pages * page_size}){_advice(db)}"
         )
@@ -54,6 +57,15 @@ def check(home: Path) -> None:
         conn.close()
     except sqlite3.DatabaseError as e:
         raise DamagedHome(f"{db} cannot be read ({e}){_advice(db)}") from None
+
+
+def _every_page_reads(db: Path) -> bool:
+    """Return whether SQLite reads the whole database (with its log) without an error."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _refuse_if_used(home: Path, db: Path, what: str) -> None:
