@@ -7,6 +7,7 @@ another local user (uid 65534). Job sources are confined to the API's project di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -680,13 +681,9 @@ server.serve_forever()
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
-def test_the_cli_does_not_send_the_token_to_another_users_listener(
-    srv: Server, tmp_path: Path
-) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+@contextlib.contextmanager
+def squatting(port: int) -> Iterator[list[str]]:
+    """Listen on ``port`` as another local user; yield the lines it heard (filled at exit)."""
     squatter = subprocess.Popen(
         [
             *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
@@ -696,9 +693,25 @@ def test_the_cli_does_not_send_the_token_to_another_users_listener(
         text=True,
     )
     assert squatter.stdout is not None
+    heard: list[str] = []
     try:
         assert squatter.stdout.readline().strip() == "LISTENING"
-        env = {k: v for k, v in os.environ.items() if k != "CORTEX_TUI_TOKEN"}
+        yield heard
+    finally:
+        squatter.terminate()
+        out, _ = squatter.communicate(timeout=10)
+        heard.extend(out.splitlines())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_the_cli_does_not_send_the_token_to_another_users_listener(
+    srv: Server, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "CORTEX_TUI_TOKEN"}
+    with squatting(port) as heard:
         run = subprocess.run(
             [sys.executable, "-m", "cortex_tui", "--server", f"http://127.0.0.1:{port}", "get"],
             env={**env, "CORTEX_TUI_HOME": str(srv.home)},
@@ -706,12 +719,9 @@ def test_the_cli_does_not_send_the_token_to_another_users_listener(
             text=True,
             timeout=30,
         )
-        assert run.returncode == 1
-        assert "belongs to another user (uid 65534)" in run.stderr, run.stderr
-    finally:
-        squatter.terminate()
-        out, _ = squatter.communicate(timeout=10)
-    assert srv.token is not None and srv.token not in out, out
+    assert run.returncode == 1
+    assert "belongs to another user (uid 65534)" in run.stderr, run.stderr
+    assert srv.token is not None and not any(srv.token in line for line in heard), heard
 
 
 # --- 11. what a second look found -----------------------------------------------------------
@@ -812,22 +822,9 @@ def test_workers_do_not_send_their_secret_to_a_squatter_while_the_orchestrator_i
     job = server.submit("patient", items_job(list(range(8))))
     server.wait_for("patient", job["job_id"], lambda s: s["batch_metrics"]["succeeded"] >= 1)
     server.kill()  # the worker keeps retrying the orchestrator's port
-    squatter = subprocess.Popen(
-        [
-            *("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
-            *(sys.executable, "-c", SQUATTER, str(server.port)),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert squatter.stdout is not None
-    try:
-        assert squatter.stdout.readline().strip() == "LISTENING"
+    with squatting(server.port) as heard:
         time.sleep(3)  # a few of the worker's retries (every 0.1 s, then up to 2 s)
-    finally:
-        squatter.terminate()
-        out, _ = squatter.communicate(timeout=10)
-    assert "GOT" not in out, out
+    assert not [line for line in heard if line.startswith("GOT")], heard
     try:
         server.start()  # the worker carries on with the real one
         status = server.wait("patient", job["job_id"], timeout=60)

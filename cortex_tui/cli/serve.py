@@ -33,14 +33,7 @@ def add_parser(
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     parser.add_argument("--backend", default="process", help="default backend for workers")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a server setting, e.g. visibility_timeout_s=10 (repeatable)",
-    )
+    add_settings_option(parser, "override a server setting, e.g. visibility_timeout_s=10")
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     parser.add_argument("--tls-key", metavar="PEM", help="... and this private key")
     parser.add_argument(
@@ -53,6 +46,18 @@ def add_parser(
         " (repeatable), e.g. the machine's DNS name",
     )
     parser.set_defaults(func=run)
+
+
+def add_settings_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` server-setting option (``serve``, ``up``)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{help_text} (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cortex_tui.cli.connect import connect
 from cortex_tui.cli.output import add_output_option, print_json
+from cortex_tui.cli.serve import add_settings_option
 from cortex_tui.embedded import display_path
 
 
@@ -22,14 +23,9 @@ def add_parser(
         " at the server URL yet) and say where it is. --set KEY=VALUE settings apply when it"
         " is started here.",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a server setting for the orchestrator started now, e.g."
-        " source_roots=/data,/mnt/shared (repeatable; as cortex-tui serve --set)",
+    add_settings_option(
+        parser,
+        "a server setting for the orchestrator started now, e.g. source_roots=/data,/mnt/shared",
     )
     add_output_option(parser)
     parser.set_defaults(func=run)
