@@ -541,15 +541,23 @@ def test_a_job_stopped_while_enqueuing_never_starts_a_worker(
     response = server.http.delete(f"/{testbench}/{job_id}")
 
     assert response.json() == {"message": f"stopped job {job_id}"}
-    time.sleep(2)  # long enough for enqueuing to notice, and for a worker to have started
+    # Enqueuing notices the stop at its next chunk and drops the job's source (the store
+    # keeps a source only while enqueuing it; the one look past HTTP here). Once it is gone,
+    # nothing can start a worker for the job any more: it is stopped, and stays so.
+    deadline = time.monotonic() + 30
+    while _sources(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _sources(server) == 0
     status = server.status(testbench, job_id)
     assert status["status"] == "status_stopped"
     assert status["batch_metrics"]["total"] < count
     assert sum(status["worker_stats"].values()) == 0
-    # The store keeps a job's source only while enqueuing it (the one look past HTTP here).
+    assert server.workers(testbench, job_id) == []
+
+
+def _sources(server: Server) -> int:
     with sqlite3.connect(server.home / "cortex.db") as conn:
-        sources = conn.execute("SELECT count(*) FROM jobsource").fetchone()[0]
-    assert sources == 0
+        return int(conn.execute("SELECT count(*) FROM jobsource").fetchone()[0])
 
 
 # --- config, dry runs, concurrent jobs ----------------------------------------------------
