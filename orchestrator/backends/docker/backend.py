@@ -98,8 +98,25 @@ class DockerBackend(Backend):
 
     def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:
         """Create and start the worker's container, and follow its output into its log."""
-        errors = self._docker.errors
         image = self._image_for(launch)
+        options = self._container_options(launch)
+        try:
+            container = self._client.containers.create(image, **options)
+        except self._docker.errors.DockerException as e:
+            raise BackendError(f"could not create the worker container from {image}: {e}") from e
+        self._start(container, launch)
+        self._follow(container.id, launch.log_path)
+        return {
+            "container_id": container.id,
+            "container": options["name"],
+            "image": image,
+            "log_path": str(launch.log_path),
+            "mem_limit": launch.api_spec.get("compute", {}).get("mem"),
+            "gpus": _describe_gpus(options.get("device_requests")),
+        }
+
+    def _container_options(self, launch: WorkerLaunch) -> dict[str, Any]:
+        """Return the container's options: command, labels, hardening, limits and GPUs."""
         compute = launch.api_spec.get("compute", {})
         mem, cpu, gpu = compute.get("mem"), compute.get("cpu"), int(compute.get("gpu") or 0)
         options: dict[str, Any] = {
@@ -131,15 +148,16 @@ class DockerBackend(Backend):
             options["mem_limit"] = options["memswap_limit"] = int(mem)
         if gpu:
             options["device_requests"] = [self.device_request(launch.slot, gpu)]
-        try:
-            container = self._client.containers.create(image, **options)
-        except errors.DockerException as e:
-            raise BackendError(f"could not create the worker container from {image}: {e}") from e
+        return options
+
+    def _start(self, container: Any, launch: WorkerLaunch) -> None:
+        """Start a created container; remove it, and say why, when it cannot start."""
         try:
             container.start()
-        except errors.APIError as e:
+        except self._docker.errors.APIError as e:
             self._remove(container.id)
             if _NO_GPU_RUNTIME in str(e):
+                gpu = launch.api_spec.get("compute", {}).get("gpu")
                 raise WorkerStartError(
                     f"worker {launch.worker_id.rsplit('-', 1)[-1]} could not start: the Docker"
                     f" engine has no NVIDIA container runtime, so it cannot give the worker the"
@@ -147,15 +165,6 @@ class DockerBackend(Backend):
                     f" {_INSTALL_TOOLKIT}"
                 ) from e
             raise BackendError(f"could not start the worker container: {e.explanation}") from e
-        self._follow(container.id, launch.log_path)
-        return {
-            "container_id": container.id,
-            "container": options["name"],
-            "image": image,
-            "log_path": str(launch.log_path),
-            "mem_limit": mem,
-            "gpus": _describe_gpus(options.get("device_requests")),
-        }
 
     def device_request(self, slot: int, gpus: int) -> Any:
         """Return the GPU request of worker ``slot``: its own devices when the host has more."""
