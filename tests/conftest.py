@@ -266,6 +266,27 @@ class InProcessServer:
         return r.json()  # type: ignore[no-any-return]
 
 
+def running_job(job_id: str, **fields: Any) -> Any:
+    """Return the store row of a running job with nothing else about it (store-level tests)."""
+    from orchestrator.store.models import Job
+
+    row = {
+        "job_id": job_id,
+        "api_name": "api",
+        "api_id": "a1",
+        "api_spec": {},
+        "project_dir": "/nowhere",
+        "backend": "process",
+        "status": JobStatus.RUNNING.value,
+        "workers": 2,
+        "batch_size": 1,
+        "config": {},
+        "source": {},
+        "created_time": 0.0,
+    }
+    return Job(**(row | fields))
+
+
 def items_job(
     items: list[Any], batch_size: int = 1, workers: int = 1, **extra: Any
 ) -> dict[str, Any]:

@@ -12,13 +12,14 @@ import re
 import sqlite3
 from pathlib import Path
 
+from conftest import running_job
 from sqlalchemy import event
 
 from orchestrator.delivery import handlers
 from orchestrator.jobs import lifecycle
 from orchestrator.store import queue
 from orchestrator.store.engine import Store
-from orchestrator.store.models import Job, WorkerRecord
+from orchestrator.store.models import WorkerRecord
 
 JOB, WORKER, BATCHES = "job-1", "job-1-w0", 20_000
 _BY_ID = re.compile(r"(?<![\w.])id (IN \(|= )")
@@ -27,23 +28,7 @@ _BY_ID = re.compile(r"(?<![\w.])id (IN \(|= )")
 def _store_with_a_job(path: Path) -> Store:
     store = Store(path)
     with store.session() as session:
-        session.add(
-            Job(
-                job_id=JOB,
-                api_name="api",
-                api_id="a1",
-                api_spec={},
-                project_dir="/nowhere",
-                backend="process",
-                status="status_running",
-                workers=2,
-                batch_size=1,
-                config={},
-                source={},
-                retries=1,
-                created_time=0.0,
-            )
-        )
+        session.add(running_job(JOB, retries=1))
         session.add(
             WorkerRecord(worker_id=WORKER, job_id=JOB, slot=0, state="running", created_time=0.0)
         )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import running_job
 
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
@@ -16,7 +17,6 @@ from orchestrator.settings import Settings
 from orchestrator.status import TRANSITIONS, JobStatus, can_transition
 from orchestrator.store import job_queries, queue, worker_queries
 from orchestrator.store.engine import Store
-from orchestrator.store.models import Job
 
 JOB = "job-1"
 
@@ -28,21 +28,7 @@ def ctx(tmp_path: Path) -> Iterator[Context]:
     settings.ensure_dirs()
     store = Store(settings.db_path)
     with store.session() as session:
-        job = Job(
-            job_id=JOB,
-            api_name="api",
-            api_id="a1",
-            api_spec={},
-            project_dir="/nowhere",
-            backend="process",
-            status=JobStatus.RUNNING.value,
-            workers=2,
-            batch_size=1,
-            config={},
-            source={},
-            created_time=0.0,
-        )
-        job_queries.add(session, job, {})
+        job_queries.add(session, running_job(JOB), {})
     with store.write() as conn:
         queue.enqueue(conn, JOB, [(JOB, i, i, 1, f"[{i}]") for i in range(3)])
     yield Context(settings=settings, store=store, credentials=Credentials(tmp_path))
