@@ -89,8 +89,12 @@ def _server_file(settings: Settings) -> str:
 
 
 def _write_server_file(settings: Settings) -> None:
-    with open(_server_file(settings), "w") as f:
-        json.dump({"url": settings.url, "pid": os.getpid(), "backend": settings.backend}, f)
+    """Write ``server.json`` whole or not at all: readers poll for it while it is written."""
+    record = {"url": settings.url, "pid": os.getpid(), "backend": settings.backend}
+    partial = f"{_server_file(settings)}.{os.getpid()}.tmp"
+    with open(partial, "w") as f:
+        json.dump(record, f)
+    os.replace(partial, _server_file(settings))
 
 
 def _remove_server_file(settings: Settings) -> None:

@@ -57,9 +57,13 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         raise
     with ctx.store.write() as conn:
         worker_queries.set_handle(conn, worker_id, handle, ctx.clock())
+        status = job_queries.status_of(conn, job_id)
+        ended = status is None or JobStatus(status).is_terminal
     ctx.log_event(
         job_id, f"started worker {short_name(worker_id)} (slot {slot}) {_describe(handle)}"
     )
+    if ended:  # the job ended while this worker started, after stop_all looked for handles
+        backend.stop_worker(handle, ctx.settings.stop_grace_s)
     return worker_id
 
 
