@@ -55,7 +55,7 @@ def require_engine() -> None:
 @functools.cache
 def ensure_base_image() -> str:
     """Build the offline base image unless the engine has it; return its tag."""
-    from orchestrator.backends.docker.base_image import build_base, default_tag
+    from orchestrator.backends.images.base_image import build_base, default_tag
 
     if not _image_exists(default_tag()) and shutil.which("mmdebstrap") is None:
         _install_mmdebstrap()

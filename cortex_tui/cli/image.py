@@ -36,7 +36,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run the builder (part of the orchestrator package) as its own process."""
-    command = [sys.executable, "-m", "orchestrator.backends.docker.base_image"]
+    command = [sys.executable, "-m", "orchestrator.backends.images.base_image"]
     for flag in ("tag", "mirror", "wheels"):
         value = getattr(args, flag)
         if value:

@@ -10,10 +10,10 @@ from typing import Any
 
 from orchestrator.apis.units import format_bytes
 from orchestrator.backends.base import Backend, WorkerLaunch, WorkerProbe
-from orchestrator.backends.docker.base_image import WORKER_UID, default_tag
 from orchestrator.backends.docker.container_logs import LogFollower
-from orchestrator.backends.docker.images import APP_DIR, ImageBuilder
 from orchestrator.backends.gpus import devices_for, host_gpus
+from orchestrator.backends.images.api_image import APP_DIR, ImageBuilder
+from orchestrator.backends.images.base_image import WORKER_UID, default_tag
 from orchestrator.errors import BackendError, InvalidRequest, WorkerStartError
 from orchestrator.settings import Settings
 

@@ -1,6 +1,6 @@
 """Build the default worker base image offline: Debian packages plus wheels fetched here.
 
-``python -m orchestrator.backends.docker.base_image`` (run by ``cortex-tui image build-base``)
+``python -m orchestrator.backends.images.base_image`` (run by ``cortex-tui image build-base``)
 needs no registry: ``mmdebstrap`` writes a minimal Debian bookworm root filesystem with
 ``python3`` (3.11) as a tarball, ``pip download`` fetches pip's wheel on the host (the
 worker runtime itself needs only the standard library; pip installs an API's
