@@ -66,6 +66,20 @@ class Settings:
     # HTTPS: a PEM certificate and its key (both, or neither).
     tls_cert: str = ""
     tls_key: str = ""
+    # AWS backend (README, "AWS backend"). The region (default: the boto3 chain's), the S3
+    # bucket and Batch job queue (default: the ones `cortex-tui aws setup` names after this
+    # home), where API images go ("ecr": the home's ECR repository; "": the local image tag,
+    # for emulators), extra environment for workers ("K=V,K=V": an emulator's dummy keys),
+    # how long an idle worker waits before it exits, how long an exit waits for the
+    # worker's last events, and the longest a worker may run when its job has no timeout.
+    aws_region: str = ""
+    aws_bucket: str = ""
+    aws_job_queue: str = ""
+    aws_image_registry: str = "ecr"
+    aws_worker_env: str = ""
+    aws_idle_exit_s: float = 300.0
+    aws_event_grace_s: float = 30.0
+    aws_max_worker_s: float = 86400.0
 
     @property
     def db_path(self) -> Path:

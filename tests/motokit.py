@@ -1,0 +1,130 @@
+"""A real moto server for the aws tests: AWS's APIs over HTTP on a loopback port.
+
+moto runs each AWS Batch job as a real container on the local Docker engine; with
+``MOTO_DOCKER_NETWORK_MODE=host`` a container reaches the moto server on 127.0.0.1. Under
+``CI=true`` a missing engine or moto fails the aws tests; elsewhere they are skipped with
+the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dockerkit
+import pytest
+
+REGION = "us-east-1"
+#: moto accepts any keys; these are the ones its documentation uses.
+DUMMY_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def moto_problem() -> str | None:
+    """Return why the moto server cannot run here, or None."""
+    if _moto_server_command() is None:
+        return "moto_server is not installed (pip install 'moto[server]')"
+    return dockerkit.engine_problem()
+
+
+def require_moto() -> None:
+    """Fail (under CI=true) or skip the test when moto or the engine is missing."""
+    problem = moto_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true but {problem}: aws tests must run in CI", pytrace=False)
+    pytest.skip(f"{problem} (aws tests skip outside CI)")
+
+
+def _moto_server_command() -> list[str] | None:
+    beside = Path(sys.executable).with_name("moto_server")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("moto_server")
+    return [found] if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MotoServer:
+    """One ``moto_server`` subprocess on a free loopback port."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Return the environment a client (or an orchestrator) uses to reach this server."""
+        return {
+            **DUMMY_KEYS,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        command = _moto_server_command()
+        assert command is not None
+        env = {**os.environ, **DUMMY_KEYS, "MOTO_DOCKER_NETWORK_MODE": "host"}
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [*command, "-H", "127.0.0.1", "-p", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto_server exited: {self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("moto_server did not start in 30s")
+
+    def client(self, service: str) -> Any:
+        """Return a boto3 client of this server."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=DUMMY_KEYS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_KEYS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+@contextlib.contextmanager
+def running(log_path: Path) -> Iterator[MotoServer]:
+    """Run a moto server for the duration of the block."""
+    server = MotoServer(log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
