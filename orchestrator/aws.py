@@ -14,9 +14,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from orchestrator.errors import InvalidRequest, OrchestratorError
 from orchestrator.settings import Settings
+from orchestrator.store.models import RemoteQueues
 
 
 class AwsError(OrchestratorError):
@@ -137,7 +139,7 @@ class Clients:
         try:
             if self._session is None:
                 self._session = boto3.session.Session(region_name=self._region)
-            config = botocore.config.Config(retries=_RETRIES, max_pool_connections=32)  # type: ignore[arg-type]
+            config = botocore.config.Config(retries=_RETRIES, max_pool_connections=32)
             return self._session.client(service, config=config)
         except botocore.exceptions.BotoCoreError as e:
             raise explain(e, f"an AWS {service} client") from None
@@ -184,6 +186,12 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
         )
     if isinstance(error, bx.ProfileNotFound):
         return InvalidRequest(f"{doing}: {error}: check AWS_PROFILE and ~/.aws/config")
+    if isinstance(error, bx.CredentialRetrievalError):
+        return InvalidRequest(
+            f"{doing}: the AWS credentials could not be fetched ({error}): check the"
+            " credential settings in the orchestrator's environment (AWS_PROFILE, the"
+            " AWS_CONTAINER_CREDENTIALS_* variables, ~/.aws/config)"
+        )
     if isinstance(error, bx.NoRegionError):
         return InvalidRequest(
             f"{doing}: no AWS region is set: use --set aws_region=REGION, or AWS_REGION"
@@ -209,3 +217,18 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
 def setup_hint() -> str:
     """Return the hint that names the command creating a home's AWS resources."""
     return _SETUP_HINT
+
+
+def transport_description(queues: RemoteQueues, settings: Settings) -> str:
+    """Return the transport description a worker of an aws job is launched with."""
+    query = urlencode(
+        {
+            "work": queues.work_url,
+            "events": queues.events_url,
+            "bucket": queues.bucket,
+            "job": queues.job_id,
+            "visibility": int(settings.visibility_timeout_s),
+            "idle": settings.aws_idle_exit_s,
+        }
+    )
+    return f"sqs://?{query}"

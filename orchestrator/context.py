@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from orchestrator.auth import Credentials
+from orchestrator.aws import Clients
 from orchestrator.backends import Backend, load_backend
 from orchestrator.settings import Settings
 from orchestrator.store.engine import Store
@@ -36,6 +39,9 @@ class Context:
     nudge: threading.Event = field(default_factory=threading.Event)
     #: Workers each running job wants but cannot start yet: ``max_live_workers`` is reached.
     waiting_for_cap: dict[str, int] = field(default_factory=dict)
+    #: The queue transport's delivery (``delivery.sqs.SqsDelivery``), made for the first
+    #: job of a remote backend (aws).
+    remote: Any = None
 
     def wake(self) -> None:
         """Ask the supervisor to reconcile now rather than at its next tick."""
@@ -47,6 +53,11 @@ class Context:
             if name not in self._backends:
                 self._backends[name] = load_backend(name, self.settings)
             return self._backends[name]
+
+    @cached_property
+    def aws(self) -> Clients:
+        """Return the AWS clients of this orchestrator's settings (boto3 loads on first use)."""
+        return Clients(self.settings)
 
     def loaded_backends(self) -> list[Backend]:
         """Return the backends loaded so far."""

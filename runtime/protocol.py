@@ -8,6 +8,8 @@ task (carrying its acks), extends its leases by heartbeat, and reports how
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from enum import StrEnum
 
 #: The environment variable a worker finds its own secret in.
@@ -73,3 +75,20 @@ class HookState(StrEnum):
     CLAIMED = "claimed"  # one live worker is running it
     DONE = "done"
     FAILED = "failed"
+
+
+#: Queue transports (SQS): a message body above this goes through S3, its message a pointer.
+MAX_MESSAGE_BYTES = 200 * 1024
+
+
+class EventKind(StrEnum):
+    """What a remote worker's event on its job's events queue reports."""
+
+    STATE = "state"  # a state report, as ``Transport.report``
+    NEXT = "next"  # acks, new leases and released batches, as ``Transport.next_task``
+    HOOK = "hook"  # how ``on_job_complete`` went
+
+
+def sign(secret: str, text: str) -> str:
+    """Return the signature of an event's text under a worker's secret (HMAC-SHA256)."""
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()

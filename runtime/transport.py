@@ -1,11 +1,11 @@
 """The seam between a worker and its orchestrator: the protocol's five calls.
 
-A worker is launched with a transport description (today an ``http://`` or ``https://``
-URL of the orchestrator) and its own secret; ``open_transport`` picks the implementation
+A worker is launched with a transport description (an ``http://`` or ``https://`` URL of
+the orchestrator, or ``sqs://?...`` naming a remote job's queues: ``runtime.sqs_transport``)
+and its own secret; ``open_transport`` picks the implementation
 from the description's scheme. Every call carries the worker's credential, and every
 call is safe to repeat (acks of finished batches are ignored; a lease lost with a
-dropped answer expires back to the queue). Another transport (a queue a remote worker
-reads, say) implements the same five calls.
+dropped answer expires back to the queue).
 """
 
 from __future__ import annotations
@@ -103,7 +103,18 @@ class HttpTransport(Transport):
 
 
 Opener = Callable[[str, str, str, float, str | None], Transport]
-_TRANSPORTS: dict[str, Opener] = {"http": HttpTransport, "https": HttpTransport}
+
+
+def _sqs(
+    description: str, worker_id: str, secret: str, wait_s: float, cert: str | None
+) -> Transport:
+    """Open the SQS transport (imported only when used: it needs boto3)."""
+    from runtime.sqs_transport import SqsTransport
+
+    return SqsTransport(description, worker_id, secret, wait_s, cert)
+
+
+_TRANSPORTS: dict[str, Opener] = {"http": HttpTransport, "https": HttpTransport, "sqs": _sqs}
 
 
 def open_transport(

@@ -13,6 +13,7 @@ __all__ = ["BACKEND_CLASSES", "Backend", "WorkerLaunch", "WorkerProbe", "load_ba
 BACKEND_CLASSES = {
     "process": "orchestrator.backends.process:ProcessBackend",
     "docker": "orchestrator.backends.docker.backend:DockerBackend",
+    "aws": "orchestrator.backends.aws.backend:AwsBackend",
 }
 
 

@@ -24,6 +24,8 @@ class WorkerLaunch:
     api_spec: dict[str, Any]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: The job's timeout: a backend whose workers need a time limit of their own uses it.
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class WorkerProbe:
     exit_code: int | None = None
     oom: bool = False
     message: str | None = None
+    #: When it ended (epoch seconds), where the backend knows.
+    ended_at: float | None = None
 
 
 class Backend(ABC):
@@ -43,6 +47,8 @@ class Backend(ABC):
     """
 
     name: str = ""
+    #: Whether its workers use a queue transport (they cannot reach the orchestrator).
+    remote: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

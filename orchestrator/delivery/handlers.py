@@ -20,8 +20,9 @@ from orchestrator.errors import Forbidden, InvalidRequest, NotFound
 from orchestrator.jobs.control import fail_job, submission_view
 from orchestrator.jobs.lifecycle import read_counts, settle
 from orchestrator.jobs.worker_records import short_name
-from orchestrator.status import JobStatus, WorkerState
+from orchestrator.status import BatchState, JobStatus, WorkerState
 from orchestrator.store import job_queries, queue, worker_queries
+from orchestrator.store.models import Job
 from runtime.protocol import MAX_LEASE, MAX_LIST, EndReason, HookState, Report, Task
 
 Json = dict[str, Any]
@@ -36,10 +37,13 @@ def worker_spec(ctx: Context, worker_id: str) -> Json:
         job = None if worker is None else job_queries.get(session, worker.job_id)
     if job is None:
         raise NotFound(f'worker "{worker_id}" is unknown')
+    return {"worker_id": worker_id, "worker_name": short_name(worker_id), **job_spec(ctx, job)}
+
+
+def job_spec(ctx: Context, job: Job) -> Json:
+    """Return what every worker of a job needs (a queue transport keeps it in ``spec.json``)."""
     predictor = job.api_spec["predictor"]
     return {
-        "worker_id": worker_id,
-        "worker_name": short_name(worker_id),
         "job_id": job.job_id,
         "api_name": job.api_name,
         "predictor": {"path": predictor["path"], "python_path": predictor.get("python_path")},
@@ -156,6 +160,86 @@ def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
         held = queue.heartbeat(conn, job_id, worker_id, batch_ids, now, visibility)
         status = job_queries.status_of(conn, job_id)
     return {"held": held, "job_status": status}
+
+
+@dataclass(frozen=True)
+class RemoteNext:
+    """A validated ``next`` event of a queue transport: leases received, acks, releases.
+
+    Each entry names the attempt of the message it came with, so outcomes of an older
+    attempt than the batch's newest are told apart (fenced).
+    """
+
+    leases: list[tuple[int, int]] = field(default_factory=list)
+    successes: list[queue.Success] = field(default_factory=list)
+    failures: list[tuple[queue.Failure, int]] = field(default_factory=list)
+    release: list[tuple[int, int]] = field(default_factory=list)
+
+
+def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
+    """Record a queue-transport worker's leases, acks and releases in one transaction.
+
+    A failure or release of an older attempt than the batch's newest is ignored; a
+    success counts once however late it comes. A failed batch with retries left gets a
+    new message (its old one was deleted).
+    """
+    event = parse_remote_next(body)
+    now = ctx.clock()
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        _, retries = job_queries.status_and_retries(conn, job_id)
+        worker_queries.touch(conn, worker_id, now)
+        queue.record_leases(conn, job_id, worker_id, event.leases, now)
+        ids = [f.batch_id for f, _ in event.failures] + [b for b, _ in event.release]
+        current = queue.attempts_of(conn, ids)
+        for failure, attempt in event.failures:
+            if attempt < current.get(failure.batch_id, 0):
+                continue
+            state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
+            if state == BatchState.QUEUED:
+                queue.republish(conn, failure.batch_id)
+        queue.ack_successes(conn, job_id, event.successes, now)
+        fresh = [b for b, attempt in event.release if attempt == current.get(b)]
+        queue.release(conn, job_id, worker_id, fresh)
+
+
+def parse_remote_next(body: Json) -> RemoteNext:
+    """Validate a queue transport's ``next`` event whole; raise 400 naming the field."""
+    event = RemoteNext()
+    for position, lease in enumerate(_list(body, "leases")):
+        event.leases.append(_batch_and_attempt(lease, f"leases[{position}]"))
+    for position, ack in enumerate(_list(body, "acks")):
+        where = f"acks[{position}]"
+        batch_id, attempt = _batch_and_attempt(ack, where)
+        duration = _duration(ack.get("duration"), f"{where}.duration")
+        if ack.get("error") is None:
+            result = ack.get("result")
+            encoded = None if result is None else json.dumps(result)
+            event.successes.append(queue.Success(batch_id, duration, encoded))
+        else:
+            trace = str(ack.get("traceback") or "")
+            event.failures.append((queue.Failure(batch_id, str(ack["error"]), trace), attempt))
+    for position, entry in enumerate(_list(body, "release")):
+        event.release.append(_batch_and_attempt(entry, f"release[{position}]"))
+    return event
+
+
+def record_remote_hook(ctx: Context, worker_id: str, body: Json) -> Json:
+    """Record how a queue-transport worker's ``on_job_complete`` went (it took the message)."""
+    with ctx.store.write() as conn:
+        job_id = _worker_job(conn, worker_id)
+        if read_counts(conn, job_id).hook_state is HookState.NONE:
+            job_queries.claim_hook(conn, job_id, worker_id)
+    return report_hook(ctx, worker_id, body)
+
+
+def _batch_and_attempt(entry: object, where: str) -> tuple[int, int]:
+    if not isinstance(entry, dict):
+        raise InvalidRequest(f"{where}: must be an object with batch_id and attempt")
+    batch_id, attempt = entry.get("batch_id"), entry.get("attempt")
+    if not _is_int(batch_id) or not _is_int(attempt):
+        raise InvalidRequest(f"{where}: batch_id and attempt must be integers")
+    return batch_id, attempt
 
 
 def _record(

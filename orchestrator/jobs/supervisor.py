@@ -13,7 +13,8 @@ import threading
 
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
-from orchestrator.errors import BackendError, WorkerStartError
+from orchestrator.delivery.sqs import SqsDelivery, job_of_ended
+from orchestrator.errors import BackendError, InvalidRequest, OrchestratorError, WorkerStartError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
 from orchestrator.jobs.lifecycle import JobCounts, read_counts, settle
@@ -39,10 +40,12 @@ class Supervisor:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop ticking and wait for the thread."""
+        """Stop ticking and wait for the thread (and the queue transport's drains)."""
         self._stop.set()
         self.ctx.wake()
         self._thread.join(timeout=10)
+        if self.ctx.remote is not None:
+            self.ctx.remote.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -106,17 +109,22 @@ def tick(ctx: Context) -> None:
             reconcile(ctx, job)
         else:
             _time_out(ctx, job)  # a job's timeout counts from submission, enqueuing included
+    _close_ended_queues(ctx)
 
 
 def reconcile(ctx: Context, job: Job) -> None:
     """Bring one running job's workers and status in line with the store."""
     if _time_out(ctx, job):
         return
+    remote = _remote(ctx, job.backend)
+    if remote is not None and not _sync_queues(ctx, remote, job):
+        return
     now = ctx.clock()
     for worker in worker_records.live_workers(ctx, job.job_id):
         _probe(ctx, worker)
     with ctx.store.write() as conn:
-        queue.expire_leases(conn, job.job_id, now)
+        if remote is None:  # a queue transport's messages come back by themselves
+            queue.expire_leases(conn, job.job_id, now)
         if settle(ctx, conn, job.job_id) is not None:
             return
         counts = read_counts(conn, job.job_id)
@@ -125,6 +133,46 @@ def reconcile(ctx: Context, job: Job) -> None:
     if status != JobStatus.RUNNING:
         return
     _staff(ctx, job, counts, launched)
+
+
+def _remote(ctx: Context, backend: str) -> SqsDelivery | None:
+    """Return the queue transport's delivery for a remote backend's job, else None."""
+    if not ctx.backend(backend).remote:
+        return None
+    if ctx.remote is None:
+        ctx.remote = SqsDelivery(ctx)
+    return ctx.remote  # type: ignore[no-any-return]
+
+
+def _sync_queues(ctx: Context, remote: SqsDelivery, job: Job) -> bool:
+    """Open, drain, publish and hook a remote job's queues; return whether to go on.
+
+    What the user must fix (credentials, missing resources) ends the job saying so; a
+    passing AWS failure is logged and tried again on the next tick.
+    """
+    try:
+        remote.sync(job)
+    except InvalidRequest as e:
+        fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
+        return False
+    except OrchestratorError as e:
+        log.warning("job %s: %s (trying again)", job.job_id, e.message)
+        return False
+    return True
+
+
+def _close_ended_queues(ctx: Context) -> None:
+    """Tell ended remote jobs' workers to stop, and delete their queues once none is live."""
+    ended = job_of_ended(ctx)
+    if not ended:
+        return
+    if ctx.remote is None:
+        ctx.remote = SqsDelivery(ctx)
+    for job_id, status, live in ended:
+        try:
+            ctx.remote.finish(job_id, status, live)
+        except OrchestratorError as e:
+            log.warning("closing the queues of job %s: %s", job_id, e.message)
 
 
 def _time_out(ctx: Context, job: Job) -> bool:
@@ -194,5 +242,16 @@ def _probe(ctx: Context, worker: WorkerRecord) -> None:
     if not worker.handle:
         return
     probe = ctx.backend(worker.handle["backend"]).probe_worker(worker.handle)
-    if not probe.alive:
+    if not probe.alive and not _awaits_last_events(ctx, worker, probe):
         worker_records.record_exit(ctx, worker.job_id, worker.worker_id, probe)
+
+
+def _awaits_last_events(ctx: Context, worker: WorkerRecord, probe: WorkerProbe) -> bool:
+    """Return whether a clean exit waits for the worker's ``done``, still on its way.
+
+    A queue transport's events can arrive after the exit is seen; for up to
+    ``aws_event_grace_s`` an exit 0 without its ``done`` waits, so it is not a crash.
+    """
+    if probe.exit_code != 0 or worker.reason == EndReason.DONE or probe.ended_at is None:
+        return False
+    return ctx.clock() - probe.ended_at < ctx.settings.aws_event_grace_s

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orchestrator.aws import transport_description
 from orchestrator.backends import WorkerLaunch, WorkerProbe
 from orchestrator.context import Context
+from orchestrator.errors import BackendError
 from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store import job_queries, queue, worker_queries
+from orchestrator.store import job_queries, queue, remote_queries, worker_queries
 from orchestrator.store.models import WorkerRecord
 from runtime.protocol import SERVER_CERT_ENV, SERVER_UID_ENV, WORKER_SECRET_ENV, EndReason
 
@@ -35,10 +37,11 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
         job_id=job_id,
         api_name=job.api_name,
         slot=slot,
-        transport=ctx.settings.url,
+        transport=_transport(ctx, job_id, backend.remote),
         project_dir=Path(job.project_dir),
         api_spec=job.api_spec,
         log_path=ctx.job_log_dir(job_id) / f"{short_name(worker_id)}.log",
+        timeout_s=job.timeout,
         env={
             **{k: str(v) for k, v in (job.api_spec["predictor"].get("env") or {}).items()},
             WORKER_SECRET_ENV: ctx.credentials.worker_secret(worker_id),
@@ -65,6 +68,17 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
     if ended:  # the job ended while this worker started, after stop_all looked for handles
         backend.stop_worker(handle, ctx.settings.stop_grace_s)
     return worker_id
+
+
+def _transport(ctx: Context, job_id: str, remote: bool) -> str:
+    """Return how the worker reaches the orchestrator: its URL, or the job's queues."""
+    if not remote:
+        return ctx.settings.url
+    with ctx.store.read() as conn:
+        queues = remote_queries.get(conn, job_id)
+    if queues is None:
+        raise BackendError(f"job {job_id} has no queues yet: its workers cannot start")
+    return transport_description(queues, ctx.settings)
 
 
 def _tls_env(ctx: Context) -> dict[str, str]:

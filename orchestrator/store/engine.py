@@ -29,6 +29,26 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _add_new_columns(engine: Engine) -> None:
+    """Add the columns a newer version gave existing tables (with their defaults).
+
+    ``create_all`` makes missing tables only; a home made by an older version keeps its
+    rows, and each column it lacks is added (new columns have a server default).
+    """
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                default = getattr(column.server_default, "arg", None)
+                kind = column.type.compile(engine.dialect)
+                clause = f" NOT NULL DEFAULT {default}" if default is not None else ""
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{clause}"
+                )
+
+
 class Store:
     """Owns the engine and the write lock."""
 
@@ -42,6 +62,7 @@ class Store:
         event.listen(self.engine, "connect", _configure_connection)
         self._lock = threading.RLock()
         SQLModel.metadata.create_all(self.engine)
+        _add_new_columns(self.engine)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

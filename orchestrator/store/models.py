@@ -93,6 +93,10 @@ class Batch(SQLModel, table=True):
     error: str | None = None
     traceback: str | None = Field(default=None, sa_column=Column(Text))
     finished_time: float | None = None
+    # Queue transports (aws): whether the batch's current attempt has a message on the
+    # job's work queue, and how many messages it has had (each message's ``attempt``).
+    published: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class WorkerRecord(SQLModel, table=True):
@@ -113,3 +117,16 @@ class WorkerRecord(SQLModel, table=True):
     reason: str | None = None  # a runtime.protocol.EndReason
     error: str | None = Field(default=None, sa_column=Column(Text))
     last_seen: float | None = None
+
+
+class RemoteQueues(SQLModel, table=True):
+    """The queues and bucket of a job whose workers use a queue transport (aws)."""
+
+    __tablename__ = "remote_queues"
+
+    job_id: str = Field(primary_key=True)
+    work_url: str
+    events_url: str
+    bucket: str
+    hook_published: bool = False
+    closed: bool = False

@@ -225,3 +225,79 @@ def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[in
 def _shift(conn: Connection, job_id: str, **deltas: float) -> None:
     columns = ", ".join(f"{name} = {name} + ?" for name in deltas)
     conn.exec_driver_sql(f"UPDATE job SET {columns} WHERE job_id = ?", (*deltas.values(), job_id))
+
+
+# --- queue transports (aws): the work queue's messages mirror the queued batches ----------
+
+
+@dataclass(frozen=True)
+class Unpublished:
+    """A queued batch whose current attempt has no message yet."""
+
+    batch_id: int
+    index: int
+    payload: str
+    attempt: int  # the attempt its message carries
+
+
+def unpublished(conn: Connection, job_id: str, limit: int) -> list[Unpublished]:
+    """Return up to ``limit`` of the job's queued batches that need a message, in order."""
+    rows = conn.exec_driver_sql(
+        "SELECT id, idx, payload, generation + 1 FROM batch"
+        " WHERE job_id = ? AND state = 'queued' AND published = 0 ORDER BY idx LIMIT ?",
+        (job_id, limit),
+    ).all()
+    return [Unpublished(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def mark_published(conn: Connection, batches: list[Unpublished]) -> None:
+    """Record that each batch's message (with its attempt) is on the work queue."""
+    conn.exec_driver_sql(
+        "UPDATE batch SET published = 1, generation = ? WHERE id = ? AND generation = ?",
+        [(b.attempt, b.batch_id, b.attempt - 1) for b in batches],
+    )
+
+
+def republish(conn: Connection, batch_id: int) -> None:
+    """Ask for a new message for a batch whose last one was deleted (a retry after failure)."""
+    conn.exec_driver_sql("UPDATE batch SET published = 0 WHERE id = ?", (batch_id,))
+
+
+def attempts_of(conn: Connection, batch_ids: list[int]) -> dict[int, int]:
+    """Return each batch's current attempt (the ``attempt`` of its newest message)."""
+    if not batch_ids:
+        return {}
+    marks = ",".join("?" * len(batch_ids))
+    rows = conn.exec_driver_sql(
+        f"SELECT id, generation FROM batch WHERE id IN ({marks})", tuple(batch_ids)
+    ).all()
+    return {int(row[0]): int(row[1]) for row in rows}
+
+
+def record_leases(
+    conn: Connection, job_id: str, worker_id: str, leases: list[tuple[int, int]], now: float
+) -> int:
+    """Record that ``worker_id`` received these ``(batch_id, attempt)`` messages.
+
+    A message of an older attempt than the batch's newest (fenced) or of a finished batch
+    is ignored; a batch another worker held moves to this one (its message's visibility
+    ran out there). Returns how many were recorded.
+    """
+    current = attempts_of(conn, [batch_id for batch_id, _ in leases])
+    states = _open_states(conn, job_id, [batch_id for batch_id, _ in leases]) if leases else {}
+    fresh = [
+        batch_id
+        for batch_id, attempt in leases
+        if batch_id in states and current.get(batch_id) == attempt
+    ]
+    if not fresh:
+        return 0
+    conn.exec_driver_sql(
+        "UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = NULL,"
+        " attempts = attempts + 1 WHERE id = ?",
+        [(worker_id, batch_id) for batch_id in fresh],
+    )
+    was_queued = sum(1 for batch_id in fresh if states[batch_id] == BatchState.QUEUED)
+    if was_queued:
+        _shift(conn, job_id, queued=-was_queued, leased=+was_queued)
+    return len(fresh)

@@ -1,0 +1,331 @@
+"""The orchestrator's side of the queue transport (``runtime.sqs_transport``), for aws jobs.
+
+Per job: **open** makes its two queues (tagged with the home), ``spec.json`` and
+``control.json``; **publish** puts each queued batch's current attempt on the work queue
+(the ``published`` column makes a restart resume where it stopped); **drain** runs a thread
+that long-polls the events queue and records each event through the same handlers the
+HTTP routes use, deleting it only after its transaction committed; the **hook** message
+goes out once every batch has finished; **finish** writes the final status to
+``control.json`` and, once no worker of the job is live, deletes the queues.
+
+The store stays the only source of status: nothing is read from queue attributes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from typing import Any
+
+from orchestrator.aws import HOME_TAG_KEY, Clients, Names, error_code, explain
+from orchestrator.context import Context
+from orchestrator.delivery import handlers
+from orchestrator.errors import OrchestratorError
+from orchestrator.jobs.control import fail_job
+from orchestrator.jobs.lifecycle import read_counts
+from orchestrator.status import JobStatus
+from orchestrator.store import queue, remote_queries
+from orchestrator.store.models import Job, RemoteQueues
+from runtime.protocol import MAX_MESSAGE_BYTES, EventKind, HookState, sign
+
+log = logging.getLogger(__name__)
+
+#: Messages a job keeps on its queues at most this long (SQS's maximum: 14 days).
+RETENTION_S = 14 * 24 * 3600
+#: How many batches one publish step sends (the rest go on the next tick).
+PUBLISH_PER_TICK = 2000
+#: How long one drain receive waits for events.
+DRAIN_WAIT_S = 1
+_GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+class SqsDelivery:
+    """Opens, feeds, drains and closes the queues of this orchestrator's aws jobs."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.clients = Clients(ctx.settings)
+        self.names = Names.of(ctx.settings)
+        self._drains: dict[str, _Drain] = {}
+        self._lock = threading.Lock()
+
+    # --- per tick ----------------------------------------------------------------------
+
+    def sync(self, job: Job) -> RemoteQueues:
+        """Bring a running job's queues up to date: open, drain, publish, the hook."""
+        queues = self.open(job)
+        self._drain(queues)
+        self.publish(queues)
+        self.publish_hook(queues)
+        return queues
+
+    def finish(self, job_id: str, status: str, live_workers: int) -> None:
+        """Tell an ended job's workers to stop; delete its queues once none is live."""
+        with self.ctx.store.read() as conn:
+            queues = remote_queries.get(conn, job_id)
+        if queues is None or queues.closed:
+            return
+        self.write_control(queues, status)
+        if live_workers:
+            self._drain(queues)  # their last acks and reports still count
+            return
+        self.close(queues)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def open(self, job: Job) -> RemoteQueues:
+        """Return the job's queues, making them (and its spec and control files) once."""
+        with self.ctx.store.read() as conn:
+            queues = remote_queries.get(conn, job.job_id)
+        if queues is not None:
+            return queues
+        sqs, s3 = self.clients("sqs"), self.clients("s3")
+        bucket = self.names.bucket(self.clients.account())
+        tags = {HOME_TAG_KEY: self.names.tag, "cortex-tui-job": job.job_id}
+        attributes = {
+            "MessageRetentionPeriod": str(RETENTION_S),
+            "VisibilityTimeout": str(int(self.ctx.settings.visibility_timeout_s)),
+        }
+        urls = {}
+        try:
+            for kind in ("work", "events"):
+                name = self.names.queue(job.job_id, kind)
+                urls[kind] = sqs.create_queue(QueueName=name, Attributes=attributes, tags=tags)[
+                    "QueueUrl"
+                ]
+            queues = RemoteQueues(
+                job_id=job.job_id,
+                work_url=urls["work"],
+                events_url=urls["events"],
+                bucket=bucket,
+            )
+            spec = handlers.job_spec(self.ctx, job)
+            s3.put_object(
+                Bucket=bucket,
+                Key=self.names.key(job.job_id, "spec.json"),
+                Body=json.dumps(spec).encode(),
+            )
+            self.write_control(queues, JobStatus.RUNNING.value)
+        except Exception as e:
+            raise explain(e, f"opening the SQS queues of job {job.job_id}") from None
+        with self.ctx.store.write() as conn:
+            remote_queries.add(conn, queues)
+        self.ctx.log_event(job.job_id, f"opened queues {urls['work']} and {urls['events']}")
+        return queues
+
+    def publish(self, queues: RemoteQueues) -> int:
+        """Send a message for each queued batch that has none (new ones and retries)."""
+        sent = 0
+        while sent < PUBLISH_PER_TICK:
+            with self.ctx.store.read() as conn:
+                batches = queue.unpublished(conn, queues.job_id, 10)
+            if not batches:
+                break
+            entries = [
+                {"Id": str(b.batch_id), "MessageBody": self._work_body(queues, b)} for b in batches
+            ]
+            answer = self._call(
+                queues, "send_message_batch", QueueUrl=queues.work_url, Entries=entries
+            )
+            failed = {f["Id"] for f in answer.get("Failed", [])}
+            done = [b for b in batches if str(b.batch_id) not in failed]
+            with self.ctx.store.write() as conn:
+                queue.mark_published(conn, done)
+            sent += len(done)
+            if failed:
+                log.warning("SQS refused %d message(s) of job %s", len(failed), queues.job_id)
+                break
+        return sent
+
+    def _work_body(self, queues: RemoteQueues, batch: queue.Unpublished) -> str:
+        body = (
+            f'{{"batch_id": {batch.batch_id}, "index": {batch.index},'
+            f' "attempt": {batch.attempt}, "payload": {batch.payload}}}'
+        )
+        if len(body.encode()) <= MAX_MESSAGE_BYTES:
+            return body
+        key = self.names.key(queues.job_id, f"batches/{batch.batch_id}-{batch.attempt}.json")
+        self.clients("s3").put_object(Bucket=queues.bucket, Key=key, Body=body.encode())
+        return json.dumps({"s3": key})
+
+    def publish_hook(self, queues: RemoteQueues) -> None:
+        """Once every batch has finished, put the job's ``on_job_complete`` on the work queue."""
+        if queues.hook_published:
+            return
+        with self.ctx.store.read() as conn:
+            counts = read_counts(conn, queues.job_id)
+        if not counts.batches_done or counts.hook_state is not HookState.NONE:
+            return
+        summary = {
+            "job_id": queues.job_id,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "total": counts.total,
+        }
+        body = json.dumps({"hook": summary})
+        self._call(queues, "send_message", QueueUrl=queues.work_url, MessageBody=body)
+        with self.ctx.store.write() as conn:
+            remote_queries.mark_hook_published(conn, queues.job_id)
+
+    def write_control(
+        self, queues: RemoteQueues, status: str, stop: list[str] | None = None
+    ) -> None:
+        """Write ``control.json``: the job's status (and workers asked to stop)."""
+        body = json.dumps({"status": status, "stop": stop or []}).encode()
+        key = self.names.key(queues.job_id, "control.json")
+        try:
+            self.clients("s3").put_object(Bucket=queues.bucket, Key=key, Body=body)
+        except Exception as e:
+            log.warning("could not write %s: %s", key, e)
+
+    def close(self, queues: RemoteQueues) -> None:
+        """Stop draining the job and delete its queues."""
+        with self._lock:
+            drain = self._drains.pop(queues.job_id, None)
+        if drain is not None:
+            drain.stop()
+        sqs = self.clients("sqs")
+        for url in (queues.work_url, queues.events_url):
+            try:
+                sqs.delete_queue(QueueUrl=url)
+            except Exception as e:
+                if error_code(e) not in _GONE:
+                    log.warning("could not delete queue %s: %s", url, e)
+                    return
+        with self.ctx.store.write() as conn:
+            remote_queries.mark_closed(conn, queues.job_id)
+        self.ctx.log_event(queues.job_id, "deleted the job's SQS queues")
+
+    def stop(self) -> None:
+        """Stop every drain thread (the orchestrator is shutting down)."""
+        with self._lock:
+            drains, self._drains = list(self._drains.values()), {}
+        for drain in drains:
+            drain.stop()
+
+    def _drain(self, queues: RemoteQueues) -> None:
+        with self._lock:
+            if queues.job_id not in self._drains:
+                drain = _Drain(self, queues)
+                self._drains[queues.job_id] = drain
+                drain.start()
+
+    def _call(self, queues: RemoteQueues, method: str, **kwargs: Any) -> Any:
+        """Call SQS; a deleted queue ends the job truthfully, naming the queue."""
+        try:
+            return getattr(self.clients("sqs"), method)(**kwargs)
+        except Exception as e:
+            if error_code(e) in _GONE:
+                self.queue_gone(queues, str(kwargs.get("QueueUrl")))
+            raise explain(e, f"{method} on the queues of job {queues.job_id}") from None
+
+    def queue_gone(self, queues: RemoteQueues, url: str) -> None:
+        """End a job whose queue was deleted under it."""
+        fail_job(
+            self.ctx,
+            queues.job_id,
+            JobStatus.UNEXPECTED_ERROR,
+            f"the job's SQS queue {url} was deleted while the job ran",
+        )
+
+
+class _Drain:
+    """One thread that records a job's events as they arrive."""
+
+    def __init__(self, delivery: SqsDelivery, queues: RemoteQueues) -> None:
+        self.delivery, self.queues = delivery, queues
+        self.ctx = delivery.ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"drain-{queues.job_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=DRAIN_WAIT_S + 10)
+
+    def _run(self) -> None:
+        sqs = self.delivery.clients("sqs")
+        while not self._stop.is_set():
+            try:
+                answer = sqs.receive_message(
+                    QueueUrl=self.queues.events_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=DRAIN_WAIT_S,
+                )
+            except Exception as e:
+                if error_code(e) in _GONE:
+                    self.delivery.queue_gone(self.queues, self.queues.events_url)
+                    return
+                log.warning("draining job %s: %s", self.queues.job_id, e)
+                self._stop.wait(1.0)
+                continue
+            done = []
+            for message in answer.get("Messages", []):
+                if self._record(message["Body"]):
+                    done.append(
+                        {"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]}
+                    )
+            if done:
+                try:
+                    sqs.delete_message_batch(QueueUrl=self.queues.events_url, Entries=done)
+                except Exception as e:  # they come back and count once more: no harm
+                    log.warning("deleting events of job %s: %s", self.queues.job_id, e)
+            if done:
+                self.ctx.wake()
+
+    def _record(self, text: str) -> bool:
+        """Record one event; return whether its message may be deleted.
+
+        An event that is not genuine (no such worker of this job, a bad signature) or
+        not valid is logged and dropped; one that failed for another reason stays on
+        the queue and comes back.
+        """
+        try:
+            envelope = json.loads(text)
+            worker_id = str(envelope["worker_id"])
+            event_text = envelope.get("event")
+            if event_text is None:
+                answer = self.delivery.clients("s3").get_object(
+                    Bucket=self.queues.bucket, Key=str(envelope["s3"])
+                )
+                event_text = answer["Body"].read().decode()
+            if not worker_id.startswith(f"{self.queues.job_id}-"):
+                raise ValueError(f"worker {worker_id} is not of this job")
+            secret = self.ctx.credentials.worker_secret(worker_id)
+            if not hmac.compare_digest(sign(secret, event_text), str(envelope.get("sig"))):
+                raise ValueError(f"the signature of worker {worker_id}'s event is wrong")
+            event = json.loads(event_text)
+            self._apply(worker_id, event)
+            return True
+        except (ValueError, KeyError, TypeError, OrchestratorError) as e:
+            log.warning("dropped an event of job %s: %s", self.queues.job_id, e)
+            return True
+        except Exception:
+            log.exception("recording an event of job %s failed", self.queues.job_id)
+            return False
+
+    def _apply(self, worker_id: str, event: dict[str, Any]) -> None:
+        kind = EventKind(str(event.get("kind")))
+        if kind is EventKind.STATE:
+            handlers.report_state(self.ctx, worker_id, event)
+        elif kind is EventKind.NEXT:
+            handlers.record_remote_next(self.ctx, worker_id, event)
+        else:
+            handlers.record_remote_hook(self.ctx, worker_id, event)
+
+
+def job_of_ended(ctx: Context) -> list[tuple[str, str, int]]:
+    """Return ``(job_id, status, live workers)`` of ended jobs whose queues are still open."""
+    out = []
+    with ctx.store.read() as conn:
+        for job_id, status in remote_queries.open_ones(conn):
+            if JobStatus(status).is_terminal:
+                out.append((job_id, status, read_counts(conn, job_id).live_workers))
+    return out
