@@ -27,16 +27,20 @@ REGION = "us-east-1"
 DUMMY_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def moto_problem() -> str | None:
-    """Return why the moto server cannot run here, or None."""
+def moto_problem(*, docker: bool = True) -> str | None:
+    """Return why the moto server cannot run here, or None.
+
+    Args:
+        docker: Whether the tests need the Docker engine too (AWS Batch jobs do; S3 does not).
+    """
     if _moto_server_command() is None:
         return "moto_server is not installed (pip install 'moto[server]')"
-    return dockerkit.engine_problem()
+    return dockerkit.engine_problem() if docker else None
 
 
-def require_moto() -> None:
-    """Fail (under CI=true) or skip the test when moto or the engine is missing."""
-    problem = moto_problem()
+def require_moto(*, docker: bool = True) -> None:
+    """Fail (under CI=true) or skip the test when moto (or the engine it needs) is missing."""
+    problem = moto_problem(docker=docker)
     if problem is None:
         return
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):

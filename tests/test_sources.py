@@ -192,14 +192,6 @@ def test_source_error_is_an_http_400() -> None:
     assert SourceError("x").status_code == 400
 
 
-def test_s3_paths_need_the_aws_backend() -> None:
-    body = {"delimited_files": {"s3_paths": ["s3://bucket/data/"], "batch_size": 10}}
-
-    assert error_of(body) == (
-        "delimited_files.s3_paths[0]: s3://bucket/data/: s3:// paths need the aws backend"
-    )
-
-
 def test_a_missing_path_is_named_with_where_it_was_looked_for(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", [1])
     body = {"delimited_files": {"paths": ["a.jsonl", "missing.jsonl"], "batch_size": 1}}

@@ -55,7 +55,7 @@ def prepare_submission(
     options = parse_options(body, max_config_bytes=ctx.settings.max_config_bytes)
     assert isinstance(body, dict)
     roots = [Path(os.path.realpath(api.source_dir)), *ctx.settings.source_root_list]
-    source = parse_source(body, base_dir=Path(api.source_dir), roots=roots)
+    source = parse_source(body, base_dir=Path(api.source_dir), roots=roots, aws=ctx.aws)
     backend_name = options.backend or api.backend
     ctx.backend(backend_name).check_job(api.spec)
     resolved = {
@@ -130,7 +130,7 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
         if progress is None:
             return
         done, first_item, spec = progress
-        source = source_from_spec(json.loads(spec))
+        source = source_from_spec(json.loads(spec), aws=ctx.aws)
         chunk: list[tuple[str, int, int, int, str]] = []
         index = 0
         for size, payload in source.encoded_batches():

@@ -3,16 +3,15 @@
 A job has exactly one source, under Cortex's names: ``item_list`` carries its items
 inline, ``delimited_files`` streams newline-delimited JSON files, and
 ``file_path_lister`` makes each matching file's path an item. Paths are listed and
-opened through one handler per URL scheme (``_SCHEMES``), so that remote storage such
-as ``s3://`` can be served later behind this same code.
+opened through one handler per URL scheme (``_SCHEMES``): local paths and ``file://``
+URLs inside the source roots, and ``s3://`` objects through the orchestrator's AWS
+clients (``s3_objects``).
 """
 
 from __future__ import annotations
 
 import difflib
-import errno
 import json
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -21,10 +20,10 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
+from orchestrator.aws import Clients
 from orchestrator.errors import SourceError
-from orchestrator.files import opened_exactly
+from orchestrator.jobs import local_files, s3_objects
 from orchestrator.jobs.globs import Glob
 
 SOURCE_KINDS = ("item_list", "delimited_files", "file_path_lister")
@@ -107,9 +106,10 @@ class ItemListSource(Source):
 class _FileSource(Source):
     """A source over the ordered list of file locations resolved at parse time."""
 
-    def __init__(self, files: list[str], batch_size: int) -> None:
+    def __init__(self, files: list[str], batch_size: int, aws: Clients | None = None) -> None:
         self.files = files
         self.batch_size = batch_size
+        self.aws = aws
 
     def describe(self) -> dict[str, Any]:
         """Return the kind, batch size and the files in reading order."""
@@ -140,7 +140,8 @@ class DelimitedFilesSource(_FileSource):
         Nothing is parsed into objects and encoded again: on large sources that was most
         of enqueuing's time.
         """
-        texts = (text for location in self.files for text in _read_json_texts(location))
+        reach = _Reach(aws=self.aws)
+        texts = (text for location in self.files for text in _read_json_texts(location, reach))
         for chunk in _chunked(texts, self.batch_size):
             yield len(chunk), f"[{','.join(chunk)}]"
 
@@ -156,7 +157,11 @@ class FilePathListerSource(_FileSource):
 
 
 def parse_source(
-    body: dict[str, Any], *, base_dir: Path | None = None, roots: list[Path] | None = None
+    body: dict[str, Any],
+    *,
+    base_dir: Path | None = None,
+    roots: list[Path] | None = None,
+    aws: Clients | None = None,
 ) -> Source:
     """Pick and validate the one source in a job submission body.
 
@@ -165,6 +170,8 @@ def parse_source(
         base_dir: Directory that relative paths resolve against (default: the cwd).
         roots: The folders local paths must resolve inside (after ``..``, percent-escapes
             and symlinks); None allows any path.
+        aws: The clients ``s3://`` paths are listed and read with (S3 paths are the
+            user's own account's: no roots apply); None refuses them.
 
     Raises:
         SourceError: The body has no source or several, or its source is invalid.
@@ -179,17 +186,20 @@ def parse_source(
     kind = present[0]
     if kind == ItemListSource.kind:
         return _parse_item_list(body[kind])
-    return _parse_file_source(kind, body[kind], base_dir, roots)
+    return _parse_file_source(kind, body[kind], _Reach(base_dir, roots, aws))
 
 
-def source_from_spec(spec: dict[str, Any]) -> Source:
-    """Rebuild a source from ``Source.to_spec()``, e.g. to resume a job after a restart."""
+def source_from_spec(spec: dict[str, Any], *, aws: Clients | None = None) -> Source:
+    """Rebuild a source from ``Source.to_spec()``, e.g. to resume a job after a restart.
+
+    ``aws`` reads ``s3://`` files, as in ``parse_source``.
+    """
     kind = spec.get("kind")
     batch_size = _batch_size("source spec", spec)
     if kind == ItemListSource.kind and isinstance(spec.get("items"), list):
         return ItemListSource(spec["items"], batch_size)
     if kind in _FILE_SOURCES and isinstance(spec.get("files"), list):
-        return _FILE_SOURCES[kind]([str(f) for f in spec["files"]], batch_size)
+        return _FILE_SOURCES[kind]([str(f) for f in spec["files"]], batch_size, aws)
     raise SourceError(f"source spec: not a valid spec for kind {_show(kind)}")
 
 
@@ -214,9 +224,7 @@ def _parse_item_list(section: Any) -> ItemListSource:
     return ItemListSource(items, batch_size)
 
 
-def _parse_file_source(
-    kind: str, section: Any, base_dir: Path | None, roots: list[Path] | None
-) -> _FileSource:
+def _parse_file_source(kind: str, section: Any, reach: _Reach) -> _FileSource:
     """Validate a file source section and resolve (cheaply) which files it reads."""
     section = _check_keys(kind, section, _FILE_KEYS)
     key = _paths_key(kind, section)
@@ -229,7 +237,7 @@ def _parse_file_source(
     wanted = [Glob(f"{kind}.includes[{i}]", p) for i, p in enumerate(includes)]
     wanted = wanted or [Glob(f"{kind}.includes", "**")]
     unwanted = [Glob(f"{kind}.excludes[{i}]", p) for i, p in enumerate(excludes)]
-    found = _list_files(f"{kind}.{key}", paths, base_dir, roots)
+    found = _list_files(f"{kind}.{key}", paths, reach)
     files = [f for f in found if _any_match(wanted, f) and not _any_match(unwanted, f)]
     if not files:
         raise SourceError(
@@ -237,7 +245,7 @@ def _parse_file_source(
             f"excludes {_show(excludes)}; {len(found)} files found before filtering; "
             'patterns match the whole path, e.g. "**/*.jsonl")'
         )
-    return _FILE_SOURCES[kind](files, batch_size)
+    return _FILE_SOURCES[kind](files, batch_size, reach.aws)
 
 
 def _check_keys(where: str, section: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -321,10 +329,10 @@ def _check_item_size(item: Any, where: str) -> None:
         )
 
 
-def _read_json_texts(location: str) -> Iterator[str]:
+def _read_json_texts(location: str, reach: _Reach) -> Iterator[str]:
     """Yield the items of one delimited file as JSON text, reading a bounded line at a time."""
     try:
-        with _scheme_handler(location, "delimited_files").open_file(location) as stream:
+        with _scheme_handler(location, "delimited_files").open_file(location, reach) as stream:
             lines = iter(partial(stream.readline, MAX_LINE_BYTES + 1), b"")
             for number, line in enumerate(lines, start=1):
                 if line.strip():
@@ -372,80 +380,51 @@ def _chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 @dataclass(frozen=True)
+class _Reach:
+    """What a job's paths may reach: local ones resolve against ``base_dir`` (None: the
+    cwd) inside ``roots`` (None: anywhere); ``s3://`` ones go through ``aws``."""
+
+    base_dir: Path | None = None
+    roots: list[Path] | None = None
+    aws: Clients | None = None
+
+
+@dataclass(frozen=True)
 class _Scheme:
     """How to list and open the paths of one URL scheme."""
 
-    # path as given, base dir, roots -> files, sorted
-    list_files: Callable[[str, Path | None, list[Path] | None], list[str]]
-    open_file: Callable[[str], IO[bytes]]  # a location that list_files returned
+    list_files: Callable[[str, _Reach], list[str]]  # path as given -> files, sorted
+    open_file: Callable[[str, _Reach], IO[bytes]]  # a location that list_files returned
 
 
-def _local_path(path: str, base_dir: Path | None) -> Path:
-    """Return the absolute, normalised local path of a plain path or file:// URL."""
-    if _scheme_of(path) == "file":
-        url = urlsplit(path)
-        if url.netloc not in ("", "localhost"):
-            raise ValueError(f"{path}: a file:// URL names an absolute path: file:///a/b")
-        local = Path(unquote(url.path))
-    else:
-        local = Path(path)
-        if not local.is_absolute():
-            local = (base_dir or Path.cwd()) / local
-    return Path(os.path.normpath(local))
+def _list_local(path: str, reach: _Reach) -> list[str]:
+    return local_files.list_files(path, reach.base_dir, reach.roots)
 
 
-def _list_local(path: str, base_dir: Path | None, roots: list[Path] | None) -> list[str]:
-    """List a local file, or every file under a local directory, sorted, by real path.
-
-    Every path is resolved (``..``, percent-escapes, symlinks) and must lie inside one
-    of ``roots``: a symlink that leads out of them is refused, like a path that does.
-    """
-    given = _local_path(path, base_dir)
-    root = Path(os.path.realpath(given))
-    _check_inside(path, root, roots)
-    if root.is_file():
-        return [str(root)]
-    if not root.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "does not exist", str(given))
-    files = []
-    for found in root.rglob("*"):
-        real = Path(os.path.realpath(found))
-        if real.is_file():
-            _check_inside(f"{path} (through {found})", real, roots)
-            files.append(str(real))
-    return sorted(set(files))
+def _open_local(location: str, _: _Reach) -> IO[bytes]:
+    return local_files.open_file(location)
 
 
-def _check_inside(path: str, real: Path, roots: list[Path] | None) -> None:
-    if roots is None or any(real == r or real.is_relative_to(r) for r in roots):
-        return
-    raise OutsideRoots(
-        f"{path} resolves to {real}, outside the source roots ({', '.join(map(str, roots))}):"
-        " a job reads files only inside its API's project directory and the folders the"
-        " operator lists in the source_roots setting (cortex-tui up --set"
-        " source_roots=/data,/mnt/shared, or serve --set)"
-    )
+def _aws(path: str, reach: _Reach) -> Clients:
+    """Return the AWS clients to reach an ``s3://`` path with."""
+    if reach.aws is None:
+        raise SourceError(f"{path}: s3:// paths are not served here (no AWS clients given)")
+    return reach.aws
 
 
-class OutsideRoots(ValueError):
-    """A local path resolves outside the source roots."""
+def _list_s3(path: str, reach: _Reach) -> list[str]:
+    return s3_objects.list_objects(path, _aws(path, reach))
 
 
-def _open_local(location: str) -> IO[bytes]:
-    """Open a local file for reading bytes; a listed file must still be where it was.
-
-    Files are listed by real path. The file is opened without following a final link,
-    and what was opened is checked to be that path (through ``/proc/self/fd``), so a
-    link swapped in for the file or for a folder above it since is refused, not followed.
-    """
-    stream = opened_exactly(location)
-    if stream is None:
-        raise SourceError(f"{location}: changed into a link after the job was submitted")
-    return stream
+def _open_s3(location: str, reach: _Reach) -> IO[bytes]:
+    return s3_objects.open_object(location, _aws(location, reach))
 
 
-_SCHEMES = {"": _Scheme(_list_local, _open_local), "file": _Scheme(_list_local, _open_local)}
-_NOT_SERVED = {"s3": "s3:// paths need the aws backend"}
+_SCHEMES = {
+    "": _Scheme(_list_local, _open_local),
+    "file": _Scheme(_list_local, _open_local),
+    s3_objects.SCHEME: _Scheme(_list_s3, _open_s3),
+}
 
 
 def _scheme_of(path: str) -> str:
@@ -455,24 +434,20 @@ def _scheme_of(path: str) -> str:
 
 
 def _scheme_handler(path: str, where: str) -> _Scheme:
-    """Return the handler for ``path``'s URL scheme, or explain why there is none."""
+    """Return the handler for ``path``'s URL scheme, or say that there is none."""
     scheme = _scheme_of(path)
     if scheme in _SCHEMES:
         return _SCHEMES[scheme]
-    if scheme in _NOT_SERVED:
-        raise SourceError(f"{where}: {path}: {_NOT_SERVED[scheme]}")
     raise SourceError(f'{where}: {path}: unsupported URL scheme "{scheme}://"')
 
 
-def _list_files(
-    where: str, paths: list[str], base_dir: Path | None, roots: list[Path] | None
-) -> list[str]:
+def _list_files(where: str, paths: list[str], reach: _Reach) -> list[str]:
     """List the files under each path in turn (each one sorted), every file once."""
     files: dict[str, None] = {}
     for index, path in enumerate(paths):
         at = f"{where}[{index}]"
         try:
-            found = _scheme_handler(path, at).list_files(path, base_dir, roots)
+            found = _scheme_handler(path, at).list_files(path, reach)
         except FileNotFoundError as e:
             resolved = f" (resolved to {e.filename})" if e.filename not in (None, path) else ""
             raise SourceError(f"{at}: {path} does not exist{resolved}") from e
