@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from cortex_tui.cli import (
+    aws,
     delete,
     deploy,
     down,
@@ -38,6 +39,7 @@ COMMANDS = (
     serve,
     token,
     image,
+    aws,
 )
 _SERVER_HELP = (
     "the orchestrator's URL (default: $CORTEX_TUI_SERVER or http://127.0.0.1:7311; a loopback"
