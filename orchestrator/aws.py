@@ -13,12 +13,15 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from orchestrator.errors import InvalidRequest, OrchestratorError
 from orchestrator.settings import Settings
-from orchestrator.store.models import RemoteQueues
+
+
+if TYPE_CHECKING:
+    from orchestrator.store.models import RemoteQueues
 
 
 class AwsError(OrchestratorError):
@@ -148,6 +151,10 @@ class Clients:
     def region(self) -> str:
         """Return the region the clients use."""
         region = self("sts").meta.region_name
+        if not region or region == "aws-global":  # sts answers without one; the rest do not
+            raise InvalidRequest(
+                "no AWS region is set: use --set aws_region=REGION, or AWS_DEFAULT_REGION"
+            )
         return str(region)
 
     def account(self) -> str:
@@ -194,7 +201,7 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
         )
     if isinstance(error, bx.NoRegionError):
         return InvalidRequest(
-            f"{doing}: no AWS region is set: use --set aws_region=REGION, or AWS_REGION"
+            f"{doing}: no AWS region is set: use --set aws_region=REGION, or AWS_DEFAULT_REGION"
         )
     if isinstance(error, bx.EndpointConnectionError):
         return InvalidRequest(f"{doing}: cannot reach AWS ({error}): check AWS_ENDPOINT_URL")

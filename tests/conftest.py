@@ -19,6 +19,7 @@ from typing import Any
 
 import dockerkit
 import httpx
+import motokit
 import pytest
 
 from orchestrator.status import JobStatus
@@ -61,6 +62,7 @@ class Server:
         self.settings = {**FAST, "source_roots": str(home.parent), **settings}
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.moto: motokit.MotoServer | None = None
 
     # --- process control -------------------------------------------------
     def start(self) -> Server:
@@ -149,18 +151,33 @@ class Server:
                 pids.append(pid)
         return pids
 
-    def worker_containers(self) -> list[dict[str, Any]]:
-        """Containers labelled with this home (docker backend only)."""
+    def worker_containers(self) -> list[Any]:
+        """Containers of this home's workers (docker: by label; aws: moto's, by name)."""
+        if self.backend == "aws":
+            return motokit.home_containers(self.home)
         if self.backend != "docker":
             return []
         return dockerkit.home_containers(self.home)
 
+    def aws_leftovers(self) -> list[str]:
+        """This home's active Batch jobs, SQS queues and job containers (aws backend only)."""
+        if self.backend != "aws" or self.moto is None:
+            return []
+        found = motokit.home_leftovers(self.moto, self.home)
+        return [f"{kind}: {name}" for kind, names in found.items() for name in names]
+
     def cleanup(self) -> list[int | str]:
         """Stop the server; kill and return any worker processes or containers left behind."""
-        deadline = time.monotonic() + 8  # workers of ended jobs exit on their own
-        while (self.worker_pids() or self.worker_containers()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # Workers of ended jobs exit on their own; an aws job's queues go once they have.
+        deadline = time.monotonic() + (30 if self.backend == "aws" else 8)
+        while (
+            self.worker_pids() or self.worker_containers() or self.aws_leftovers()
+        ) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left_on_aws: list[int | str] = list(self.aws_leftovers())
         self.stop()
+        if self.backend == "aws":
+            motokit.remove_home_containers(self.home)
         left: list[int | str] = list(self.worker_pids())
         for pid in left:
             with contextlib.suppress(OSError):
@@ -168,7 +185,24 @@ class Server:
         if self.backend == "docker":
             left += dockerkit.remove_home_containers(self.home)
         self.http.close()
-        return left
+        return left + left_on_aws
+
+    def set_up_aws(self, moto: motokit.MotoServer) -> None:
+        """Point this server at a moto server and make the home's AWS resources there.
+
+        ``cortex-tui aws setup`` makes them, as a user would. Images stay local (moto runs
+        them on this engine); workers get moto's endpoint and dummy keys.
+        """
+        self.moto = moto
+        self.env = {**self.env, **moto.env}
+        keys = ",".join(f"{k}={v}" for k, v in motokit.DUMMY_KEYS.items())
+        self.settings = {**self.settings, "aws_image_registry": "", "aws_worker_env": keys}
+        done = subprocess.run(
+            [sys.executable, "-m", "cortex_tui", "aws", "setup"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env={**os.environ, **self.env, "CORTEX_TUI_HOME": str(self.home)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
 
     # --- API helpers -----------------------------------------------------
     def deploy(self, project_dir: Path) -> dict[str, Any]:
@@ -322,6 +356,22 @@ def make_project(root: Path, name: str, predictor: str, **extra: Any) -> Path:
 
 #: Contract suites that run on every backend; the other modules' servers run on process.
 EVERY_BACKEND = ("test_lifecycle",)
+#: The lifecycle tests that run on aws too (under moto): one or more per status an aws job
+#: can reach there. The others need files shared with the worker, which a Batch job on
+#: moto cannot see, or repeat what these show.
+ON_AWS = (
+    "test_succeeded_with_exact_counts_times_and_worker_stats",
+    "test_completed_with_failures_keeps_a_failed_batch_ledger",
+    "test_a_batch_failing_every_attempt_is_tried_retries_plus_one_times",
+    "test_enqueue_failed_on_an_invalid_json_line_names_file_and_line",
+    "test_delimited_files_batches_cross_file_boundaries_in_order",
+    "test_worker_error_after_init_keeps_failing",
+    "test_worker_error_on_a_predictor_that_cannot_load_is_fatal_at_once[aws-import-error]",
+    "test_worker_error_when_workers_keep_crashing_mid_batch",
+    "test_timed_out_job_ends_and_its_workers_stop",
+    "test_stopped_job_stays_stopped_and_keeps_its_results",
+    "test_a_job_stopped_while_enqueuing_never_starts_a_worker",
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -330,16 +380,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends: list[Any] = ["process"]
         if metafunc.module.__name__ in EVERY_BACKEND:
             backends.append(pytest.param("docker", marks=pytest.mark.docker))
+            if any(name.split("[")[0] == metafunc.function.__name__ for name in ON_AWS):
+                backends.append(pytest.param("aws", marks=pytest.mark.aws))
+        if metafunc.module.__name__ == "test_aws_backend":
+            backends = [pytest.param("aws", marks=pytest.mark.aws)]
         metafunc.parametrize("backend", backends, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Of a parametrized test in ``ON_AWS`` by id, keep only the named aws cases."""
+    named = {name for name in ON_AWS if "[" in name}
+    dropped = [
+        item
+        for item in items
+        if "[aws-" in item.name
+        and item.name.split("[")[0] in {n.split("[")[0] for n in named}
+        and item.name not in named
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend a test's server runs on; docker needs the engine (see dockerkit)."""
-    if request.param == "docker":
+    """The backend a test's server runs on; docker needs the engine (see dockerkit), aws
+    a moto server too (see motokit)."""
+    if request.param == "aws":
+        motokit.require_moto()
+    if request.param in ("docker", "aws"):
         dockerkit.require_engine()
         dockerkit.ensure_base_image()
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[motokit.MotoServer]:
+    """One moto server for the session's aws tests (each test home has its own resources)."""
+    motokit.require_moto()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with motokit.running(log) as moto:
+        yield moto
 
 
 def backend_settings(backend: str, tmp_path: Path) -> dict[str, str]:
@@ -375,10 +456,12 @@ def no_containers_left_after_the_suite(tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def server(tmp_path: Path, backend: str) -> Iterator[Server]:
+def server(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Server]:
     """A fresh orchestrator with its own home, torn down with a no-leftovers check."""
     srv = Server(tmp_path / "home", backend=backend, **backend_settings(backend, tmp_path))
     srv.home.mkdir()
+    if backend == "aws":
+        srv.set_up_aws(request.getfixturevalue("moto_server"))
     srv.start()
     yield srv
     left = srv.cleanup()

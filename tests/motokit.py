@@ -85,7 +85,12 @@ class MotoServer:
         """Start the server and wait until it answers."""
         command = _moto_server_command()
         assert command is not None
-        env = {**os.environ, **DUMMY_KEYS, "MOTO_DOCKER_NETWORK_MODE": "host"}
+        env = {
+            **os.environ,
+            **DUMMY_KEYS,
+            "MOTO_DOCKER_NETWORK_MODE": "host",
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",  # AWSBatchServiceRole and the like
+        }
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [*command, "-H", "127.0.0.1", "-p", str(self.port)],
@@ -132,3 +137,47 @@ def running(log_path: Path) -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+def home_prefix(home: Path) -> str:
+    """Return the prefix of every AWS name of an orchestrator home (``ctui-<tag>``)."""
+    from orchestrator.aws import home_tag
+
+    return f"ctui-{home_tag(home)}"
+
+
+def home_leftovers(moto: MotoServer, home: Path) -> dict[str, list[str]]:
+    """Return what of a home still exists: active Batch jobs, SQS queues, job containers."""
+    prefix = home_prefix(home)
+    batch, sqs = moto.client("batch"), moto.client("sqs")
+    jobs = []
+    queues = [q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]]
+    for queue in queues:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+            listed = batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+            jobs += [j["jobName"] for j in listed if j["jobName"].startswith(prefix)]
+    urls = sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
+    return {"batch_jobs": jobs, "queues": urls, "containers": home_containers(home)}
+
+
+def home_containers(home: Path) -> list[str]:
+    """Return the names of containers moto runs for a home's Batch jobs."""
+    client = dockerkit.client()
+    try:
+        found = client.api.containers(all=True, filters={"name": home_prefix(home)})
+    finally:
+        client.close()
+    return [c["Names"][0].lstrip("/") for c in found]
+
+
+def remove_home_containers(home: Path) -> list[str]:
+    """Force-remove the containers of a home's Batch jobs (moto killed mid-job leaves them)."""
+    names = home_containers(home)
+    client = dockerkit.client()
+    try:
+        for name in names:
+            with contextlib.suppress(Exception):
+                client.api.remove_container(name, force=True)
+    finally:
+        client.close()
+    return names

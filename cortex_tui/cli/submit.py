@@ -65,6 +65,11 @@ def add_parser(
         "--retries", type=int, metavar="N", help="retries of a batch whose predict raises"
     )
     parser.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="run this job's workers on process, docker or aws (default: the API's backend)",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="validate the job and count its batches without submitting it",
@@ -108,6 +113,8 @@ def build_body(args: argparse.Namespace) -> dict[str, Any]:
         body["timeout"] = args.timeout
     if args.retries is not None:
         body["retries"] = args.retries
+    if args.backend is not None:
+        body["backend"] = args.backend
     size = len(json.dumps(body).encode())
     if size > MAX_BODY_BYTES:
         raise InputError(_too_large(args, path, size))

@@ -46,7 +46,7 @@ class SqsDelivery:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.clients = Clients(ctx.settings)
+        self.clients: Clients = ctx.aws
         self.names = Names.of(ctx.settings)
         self._drains: dict[str, _Drain] = {}
         self._lock = threading.Lock()
@@ -197,6 +197,30 @@ class SqsDelivery:
         with self.ctx.store.write() as conn:
             remote_queries.mark_closed(conn, queues.job_id)
         self.ctx.log_event(queues.job_id, "deleted the job's SQS queues")
+
+    def remove_orphans(self) -> list[str]:
+        """Delete this home's queues that no job of the store owns (a crash cut their
+        opening short); return their URLs."""
+        with self.ctx.store.read() as conn:
+            known = remote_queries.all_urls(conn)
+        prefix = f"{self.names.prefix}-"
+        removed = []
+        try:
+            pages = (
+                self.clients("sqs").get_paginator("list_queues").paginate(QueueNamePrefix=prefix)
+            )
+            urls = [url for page in pages for url in page.get("QueueUrls", [])]
+        except Exception as e:
+            log.warning("could not list this home's SQS queues: %s", e)
+            return []
+        for url in urls:
+            if url not in known:
+                try:
+                    self.clients("sqs").delete_queue(QueueUrl=url)
+                    removed.append(url)
+                except Exception as e:
+                    log.warning("could not delete the orphan queue %s: %s", url, e)
+        return removed
 
     def stop(self) -> None:
         """Stop every drain thread (the orchestrator is shutting down)."""

@@ -26,6 +26,8 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("botocore", "boto3", "urllib3"):  # one line per client made, otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = dataclasses.replace(settings, worker_umask=os.umask(0o077))
     try:
         integrity.check(settings.home)

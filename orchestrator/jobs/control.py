@@ -17,7 +17,7 @@ from orchestrator.jobs.lifecycle import set_status
 from orchestrator.jobs.options import deep_merge, parse_options
 from orchestrator.jobs.sources import Source, parse_source, source_from_spec
 from orchestrator.status import JobStatus
-from orchestrator.store import api_queries, job_queries, queue
+from orchestrator.store import api_queries, job_queries, queue, remote_queries
 from orchestrator.store.models import Api, Job
 
 ENQUEUE_CHUNK = 2000
@@ -211,11 +211,21 @@ def submission_view(ctx: Context, job: Job, *, with_config: bool = True) -> dict
         view["config"] = job.config
     return view | {
         "api_id": job.api_id,
-        "sqs_url": f"{ctx.settings.url}/_cortex/queues/{job.job_id}",
+        "sqs_url": _queue_url(ctx, job),
         "created_time": isoformat(job.created_time),
         "backend": job.backend,
         "status": job.status,
     }
+
+
+def _queue_url(ctx: Context, job: Job) -> str:
+    """Return the job's work queue: its SQS queue (aws), or the local queue's counters."""
+    if job.backend == "aws":
+        with ctx.store.read() as conn:
+            queues = remote_queries.get(conn, job.job_id)
+        if queues is not None:
+            return queues.work_url
+    return f"{ctx.settings.url}/_cortex/queues/{job.job_id}"
 
 
 def _per_worker(total: int, workers_: int) -> int:

@@ -93,6 +93,10 @@ def _discard_orphans(ctx: Context) -> None:
             if handle.get("worker_id") not in owned:
                 log.warning("removing leftover worker %s", handle)
                 backend.discard_worker(handle)
+        remote = _remote(ctx, name)
+        if remote is not None:
+            for url in remote.remove_orphans():
+                log.warning("removed the leftover queue %s", url)
 
 
 def tick(ctx: Context) -> None:

@@ -49,3 +49,9 @@ def mark_hook_published(conn: Connection, job_id: str) -> None:
 def mark_closed(conn: Connection, job_id: str) -> None:
     """Record that the job's queues are deleted."""
     conn.exec_driver_sql("UPDATE remote_queues SET closed = 1 WHERE job_id = ?", (job_id,))
+
+
+def all_urls(conn: Connection) -> set[str]:
+    """Return the URL of every queue the store knows (open or closed)."""
+    rows = conn.exec_driver_sql("SELECT work_url, events_url FROM remote_queues").all()
+    return {str(url) for row in rows for url in row}

@@ -55,9 +55,10 @@ class AwsBackend(Backend):
         docker = self._engine()
         builder = ImageBuilder(docker, self.settings.builds_dir)
         base = api_spec.get("predictor", {}).get("image") or self.settings.docker_base_image
-        built = builder.ensure(api_spec["name"], project_dir, str(base or default_tag()))
-        local = image.build(docker, api_spec["name"], built.tag, self.settings.home / "cache")
-        runs = image.push(docker, self.clients, self.names, local, self.settings.aws_image_registry)
+        with_boto3 = image.with_boto3(docker, str(base or default_tag()), image.cache_dir())
+        built = builder.ensure(api_spec["name"], project_dir, with_boto3)
+        registry = self.settings.aws_image_registry
+        runs = image.push(docker, self.clients, self.names, built.tag, registry)
         arn = self._register(api_spec, runs)
         self._definitions[str(project_dir)] = arn
         return {"image": runs, "image_built": built.built, "job_definition": arn}
@@ -66,6 +67,7 @@ class AwsBackend(Backend):
         """Refuse what cannot run: no credentials or region, missing resources, GPU on Fargate."""
         try:
             account = self.clients.account()
+            region = self.clients.region
             batch = self.clients("batch")
             queues = batch.describe_job_queues(jobQueues=[self.names.job_queue])["jobQueues"]
         except Exception as e:
@@ -73,7 +75,7 @@ class AwsBackend(Backend):
         if not queues:
             raise InvalidRequest(
                 f"the AWS Batch job queue {self.names.job_queue} does not exist in"
-                f" {self.clients.region}: {setup_hint()}"
+                f" {region}: {setup_hint()}"
             )
         try:
             self.clients("s3").head_bucket(Bucket=self.names.bucket(account))
@@ -337,11 +339,12 @@ def ended_probe(summary: dict[str, Any]) -> WorkerProbe:
         )  # fmt: skip
     if summary.get("status") == "SUCCEEDED":
         return WorkerProbe(alive=False, exit_code=0 if code is None else code, ended_at=ended_at)
+    worker = str(summary.get("jobName", "")).rsplit("-", 1)[-1]
     why = summary.get("statusReason") or reason or "no reason given"
-    code_text = "no exit code" if code is None else f"exit code {code}"
+    ended = "ended with no exit code" if code is None else f"exited with code {code}"
     return WorkerProbe(
         alive=False,
         exit_code=code,
-        message=f"AWS Batch job {summary.get('jobName')} failed ({code_text}): {why}",
+        message=f"worker {worker} {ended} (AWS Batch job {summary.get('jobName')}: {why})",
         ended_at=ended_at,
     )

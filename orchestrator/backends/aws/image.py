@@ -1,7 +1,8 @@
-"""The image of an API on AWS: its docker-backend image plus boto3, pushed to ECR.
+"""The image of an API on AWS: the docker backend's API image on a base with boto3, in ECR.
 
-boto3 comes from wheels downloaded on this host (``pip download``, cached in the home), so
-the image build needs no package index, as the base image's does not. With
+boto3 is added to the base image once (``with_boto3``), from wheels downloaded on this host
+(``pip download``, cached in the home), so the build needs no package index, as the base
+image's does not; each API image is then built on it as the docker backend builds one. With
 ``aws_image_registry=""`` the local tag is used as is (an emulator running the containers
 on this engine); with ``ecr`` the image is pushed to the home's ECR repository.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import tarfile
@@ -26,17 +28,23 @@ from orchestrator.errors import InvalidRequest
 PACKAGES = ("boto3",)
 
 
-def _dockerfile(api_tag: str) -> str:
+def _dockerfile(base: str) -> str:
     return (
-        f"FROM {api_tag}\n"
+        f"FROM {base}\n"
         "USER root\n"
         "COPY wheels /tmp/aws-wheels\n"
         "RUN python3 -m pip install --no-index --find-links /tmp/aws-wheels --no-cache-dir"
         " --root-user-action=ignore --disable-pip-version-check " + " ".join(PACKAGES) + ""
         " && rm -rf /tmp/aws-wheels\n"
         f"USER {WORKER_UID}:{WORKER_UID}\n"
-        "LABEL cortex-tui.image=aws\n"
+        "LABEL cortex-tui.image=aws-base\n"
     )
+
+
+def cache_dir() -> Path:
+    """Return this user's cache folder (``$XDG_CACHE_HOME/cortex-tui``, ``~/.cache/...``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "cortex-tui"
 
 
 def wheels(cache: Path) -> Path:
@@ -57,22 +65,29 @@ def wheels(cache: Path) -> Path:
     return folder
 
 
-def build(client: Any, api_name: str, api_tag: str, cache: Path) -> str:
-    """Build (once) the AWS image of an API image; return its local tag."""
+def with_boto3(client: Any, base: str, cache: Path) -> str:
+    """Return the tag of ``base`` plus boto3, building it once per base and wheel set."""
     import docker.errors
 
+    try:
+        base_id = client.images.get(base).id
+    except docker.errors.ImageNotFound:
+        raise ImageBuildError(
+            f'the base image "{base}" is not on this Docker engine: build the default one with'
+            " `cortex-tui image build-base`, or name another in predictor.image"
+        ) from None
     folder = wheels(cache)
     context = io.BytesIO()
-    digest = hashlib.sha256(api_tag.encode())
+    digest = hashlib.sha256(base_id.encode())
     with tarfile.open(fileobj=context, mode="w") as tar:
-        dockerfile = _dockerfile(api_tag).encode()
+        dockerfile = _dockerfile(base).encode()
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
         for wheel in sorted(folder.glob("*.whl")):
             tar.add(wheel, arcname=f"wheels/{wheel.name}")
             digest.update(wheel.name.encode())
-    tag = f"cortex-tui-aws/{api_name}:{digest.hexdigest()[:16]}"
+    tag = f"cortex-tui/aws-base:{digest.hexdigest()[:16]}"
     try:
         client.images.get(tag)
         return tag
@@ -84,11 +99,9 @@ def build(client: Any, api_name: str, api_tag: str, cache: Path) -> str:
             fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True, decode=True
         ):
             if "error" in chunk:
-                raise ImageBuildError(
-                    f'api "{api_name}": building its AWS image failed: {chunk["error"]}'
-                )
+                raise ImageBuildError(f"adding boto3 to {base} failed: {chunk['error']}")
     except docker.errors.DockerException as e:
-        raise ImageBuildError(f'api "{api_name}": building its AWS image failed: {e}') from e
+        raise ImageBuildError(f"adding boto3 to {base} failed: {e}") from e
     return tag
 
 
