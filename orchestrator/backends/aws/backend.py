@@ -108,7 +108,9 @@ class AwsBackend(Backend):
         compute = api_spec.get("compute", {})
         gpu = int(compute.get("gpu") or 0)
         cpu = float(compute.get("cpu") or 1)
-        mem_mib = int((compute.get("mem") or 2 << 30) // (1 << 20))
+        mem_mib = -(-int(compute.get("mem") or 2 << 30) // (1 << 20))
+        if not gpu:  # Fargate takes only some sizes: the smallest that holds what was asked
+            cpu, mem_mib = fargate_size(cpu, mem_mib)
         resources = [
             {"type": "VCPU", "value": f"{cpu:g}"},
             {"type": "MEMORY", "value": str(mem_mib)},
@@ -347,4 +349,32 @@ def ended_probe(summary: dict[str, Any]) -> WorkerProbe:
         exit_code=code,
         message=f"worker {worker} {ended} (AWS Batch job {summary.get('jobName')}: {why})",
         ended_at=ended_at,
+    )
+
+
+#: Fargate's task sizes: vCPUs -> (smallest, largest, step) memory in MiB.
+FARGATE_SIZES = {
+    0.25: (512, 2048, 512),
+    0.5: (1024, 4096, 1024),
+    1.0: (2048, 8192, 1024),
+    2.0: (4096, 16384, 1024),
+    4.0: (8192, 30720, 1024),
+    8.0: (16384, 61440, 4096),
+    16.0: (32768, 122880, 8192),
+}
+
+
+def fargate_size(cpu: float, mem_mib: int) -> tuple[float, int]:
+    """Return the smallest Fargate size with at least ``cpu`` vCPUs and ``mem_mib`` MiB.
+
+    Raises:
+        InvalidRequest: More than Fargate's largest size was asked for.
+    """
+    for vcpus, (low, high, step) in FARGATE_SIZES.items():
+        if vcpus >= cpu and mem_mib <= high:
+            memory = max(low, mem_mib)
+            return vcpus, low + -(-(memory - low) // step) * step
+    raise InvalidRequest(
+        f"compute: {cpu:g} vCPU and {mem_mib} MiB is more than Fargate's largest task (16 vCPU,"
+        " 120 GiB): ask for less, or run `cortex-tui aws setup --gpu` for EC2 instances"
     )
