@@ -61,7 +61,13 @@ class AwsBackend(Backend):
         runs = image.push(docker, self.clients, self.names, built.tag, registry)
         arn = self._register(api_spec, runs)
         self._definitions[str(project_dir)] = arn
-        return {"image": runs, "image_built": built.built, "job_definition": arn}
+        return {
+            "image": runs,
+            "image_built": built.built,
+            "image_build_s": round(built.seconds, 2),
+            "image_build_log": str(built.log_path) if built.log_path else None,
+            "job_definition": arn,
+        }
 
     def check_job(self, api_spec: dict[str, Any]) -> None:
         """Refuse what cannot run: no credentials or region, missing resources, GPU on Fargate."""
