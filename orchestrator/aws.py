@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from orchestrator.errors import InvalidRequest, OrchestratorError
 from orchestrator.settings import Settings
 
-
 if TYPE_CHECKING:
     from orchestrator.store.models import RemoteQueues
 

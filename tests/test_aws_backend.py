@@ -29,17 +29,13 @@ _BY_NATURE = {
 
 def _comparable(status: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in status.items() if k not in _BY_NATURE}
-    out["batch_metrics"] = {
-        k: v for k, v in status["batch_metrics"].items() if k not in _BY_NATURE
-    }
+    out["batch_metrics"] = {k: v for k, v in status["batch_metrics"].items() if k not in _BY_NATURE}
     return out
 
 
 def _without_workers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Results without which worker ran each batch (the testbench echoes it too)."""
-    return [
-        {**row, "worker": None, "result": {**row["result"], "worker": None}} for row in rows
-    ]
+    return [{**row, "worker": None, "result": {**row["result"], "worker": None}} for row in rows]
 
 
 def test_a_job_answers_as_it_does_on_process_but_for_backend_times_and_queue(
@@ -173,9 +169,7 @@ def test_no_credentials_is_a_400_naming_the_settings(tmp_path: Path) -> None:
     srv.home.mkdir()
     srv.start()
     try:
-        response = srv.http.post(
-            "/_cortex/apis", json={"project_dir": str(SAMPLES / "testbench")}
-        )
+        response = srv.http.post("/_cortex/apis", json={"project_dir": str(SAMPLES / "testbench")})
     finally:
         assert srv.cleanup() == []
 

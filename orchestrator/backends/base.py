@@ -38,6 +38,9 @@ class WorkerProbe:
     message: str | None = None
     #: When it ended (epoch seconds), where the backend knows.
     ended_at: float | None = None
+    #: The backend sees it starting (a remote worker's container is being started or runs
+    #: but has not reported yet): it counts as initializing rather than pending.
+    starting: bool = False
 
 
 class Backend(ABC):

@@ -18,7 +18,7 @@ from orchestrator.errors import BackendError, InvalidRequest, OrchestratorError,
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
 from orchestrator.jobs.lifecycle import JobCounts, read_counts, settle
-from orchestrator.status import JobStatus
+from orchestrator.status import JobStatus, WorkerState
 from orchestrator.store import job_queries, queue, worker_queries
 from orchestrator.store.models import Job, WorkerRecord
 from runtime.protocol import EndReason, HookState
@@ -246,6 +246,9 @@ def _probe(ctx: Context, worker: WorkerRecord) -> None:
     if not worker.handle:
         return
     probe = ctx.backend(worker.handle["backend"]).probe_worker(worker.handle)
+    if probe.starting and worker.state == WorkerState.PENDING:
+        with ctx.store.write() as conn:
+            worker_queries.advance(conn, worker.worker_id, WorkerState.INITIALIZING, ctx.clock())
     if not probe.alive and not _awaits_last_events(ctx, worker, probe):
         worker_records.record_exit(ctx, worker.job_id, worker.worker_id, probe)
 

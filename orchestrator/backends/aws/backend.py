@@ -240,7 +240,7 @@ class AwsBackend(Backend):
         self.logs.follow(handle)
         status = summary.get("status")
         if status in ACTIVE:
-            return WorkerProbe(alive=True)
+            return WorkerProbe(alive=True, starting=status in ("STARTING", "RUNNING"))
         self.logs.finish(handle)
         return ended_probe(summary)
 
