@@ -181,7 +181,9 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
 
     A failure or release of an older attempt than the batch's newest is ignored; a
     success counts once however late it comes. A failed batch with retries left gets a
-    new message (its old one was deleted).
+    new message (its old one was deleted). Leases reported by a worker already recorded
+    as ended are not taken: its batches went back to the queue when its end was seen,
+    and their messages come back to the others.
     """
     event = parse_remote_next(body)
     now = ctx.clock()
@@ -189,7 +191,9 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
         job_id = _worker_job(conn, worker_id)
         _, retries = job_queries.status_and_retries(conn, job_id)
         worker_queries.touch(conn, worker_id, now)
-        queue.record_leases(conn, job_id, worker_id, event.leases, now)
+        state, _, _ = worker_queries.end_facts(conn, worker_id)
+        if WorkerState(state).is_live:
+            queue.record_leases(conn, job_id, worker_id, event.leases, now)
         ids = [f.batch_id for f, _ in event.failures] + [b for b, _ in event.release]
         current = queue.attempts_of(conn, ids)
         for failure, attempt in event.failures:

@@ -23,6 +23,7 @@ from orchestrator.aws import HOME_TAG_KEY, Clients, Names, error_code, explain
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
 from orchestrator.errors import OrchestratorError
+from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job
 from orchestrator.jobs.lifecycle import read_counts
 from orchestrator.status import JobStatus
@@ -49,6 +50,7 @@ class SqsDelivery:
         self.clients: Clients = ctx.aws
         self.names = Names.of(ctx.settings)
         self._drains: dict[str, _Drain] = {}
+        self._told: set[str] = set()  # ended jobs whose workers were told to stop
         self._lock = threading.Lock()
 
     # --- per tick ----------------------------------------------------------------------
@@ -62,16 +64,30 @@ class SqsDelivery:
         return queues
 
     def finish(self, job_id: str, status: str, live_workers: int) -> None:
-        """Tell an ended job's workers to stop; delete its queues once none is live."""
+        """Tell an ended job's workers to stop; delete its queues once none is live.
+
+        Workers exit on their own once ``control.json`` says the job ended; one that has
+        not after ``stop_grace_s`` + ``aws_event_grace_s`` (a predictor stuck on a batch)
+        is terminated, so nothing runs, and costs, after its job.
+        """
         with self.ctx.store.read() as conn:
             queues = remote_queries.get(conn, job_id)
         if queues is None or queues.closed:
             return
-        self.write_control(queues, status)
+        if job_id not in self._told:
+            self.write_control(queues, status)
+            settings = self.ctx.settings
+            for worker in worker_records.live_workers(self.ctx, job_id):
+                if worker.handle:
+                    self.ctx.backend(worker.handle["backend"]).stop_worker(
+                        worker.handle, settings.stop_grace_s + settings.aws_event_grace_s
+                    )
+            self._told.add(job_id)
         if live_workers:
             self._drain(queues)  # their last acks and reports still count
             return
         self.close(queues)
+        self._told.discard(job_id)
 
     # --- steps -------------------------------------------------------------------------
 
