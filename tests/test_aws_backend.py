@@ -270,3 +270,24 @@ def test_a_throttled_listing_is_retried_by_the_next_tick_not_a_crash(tmp_path: P
         )
         assert backend.probe_worker(handle).alive
     backend.close()
+
+
+@pytest.mark.parametrize(
+    ("asked", "given"),
+    [((1, 256), (1.0, 2048)), ((0.25, 100), (0.25, 512)), ((0.3, 3000), (0.5, 3072)),
+     ((2, 20000), (4.0, 20480)), ((16, 122880), (16.0, 122880))],
+)  # fmt: skip
+def test_compute_becomes_the_smallest_fargate_size_that_holds_it(
+    asked: tuple[float, int], given: tuple[float, int]
+) -> None:
+    from orchestrator.backends.aws.backend import fargate_size
+
+    assert fargate_size(*asked) == given
+
+
+def test_more_than_fargates_largest_size_is_a_400_saying_what_to_do() -> None:
+    from orchestrator.backends.aws.backend import fargate_size
+    from orchestrator.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="more than Fargate's largest task"):
+        fargate_size(32, 1024)

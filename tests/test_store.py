@@ -12,9 +12,10 @@ from conftest import running_job
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
+from orchestrator.errors import InvalidRequest
 from orchestrator.jobs.lifecycle import set_status
 from orchestrator.settings import Settings
-from orchestrator.status import TRANSITIONS, JobStatus, can_transition
+from orchestrator.status import TRANSITIONS, JobStatus, WorkerState, can_transition
 from orchestrator.store import job_queries, queue, worker_queries
 from orchestrator.store.engine import Store
 
@@ -112,3 +113,82 @@ def test_a_lease_is_capped_at_the_workers_fair_share_of_the_queue(
     with ctx.store.read() as conn:
         # Three queued batches: shared by `live` workers, a lease takes ceil(3 / live).
         assert handlers._fair_share(conn, JOB, want) == expected
+
+
+# --- the queue transport (aws): messages, attempts, fencing ---------------------------------
+
+
+def publish_all(ctx: Context) -> list[queue.Unpublished]:
+    with ctx.store.write() as conn:
+        batches = queue.unpublished(conn, JOB, 100)
+        queue.mark_published(conn, batches)
+    return batches
+
+
+def remote_next(ctx: Context, worker_id: str, **event: object) -> None:
+    handlers.record_remote_next(ctx, worker_id, {"kind": "next", **event})
+
+
+def new_worker(ctx: Context) -> str:
+    with ctx.store.session() as session:
+        return worker_queries.add(session, JOB, 0, now=0.0)
+
+
+def test_each_queued_batch_is_published_once_with_its_attempt(ctx: Context) -> None:
+    first = publish_all(ctx)
+
+    assert [(b.index, b.attempt) for b in first] == [(0, 1), (1, 1), (2, 1)]
+    assert publish_all(ctx) == []  # nothing queued lacks a message any more
+
+
+def test_events_out_of_order_count_each_batch_once_and_keep_counts_exact(ctx: Context) -> None:
+    w0 = new_worker(ctx)
+    [b0, b1, _] = [b.batch_id for b in publish_all(ctx)]
+    ok = {"duration": 0.1, "result": [1]}
+    # The ack of b0 overtakes the lease that announced it (standard queues reorder).
+    remote_next(ctx, w0, acks=[{"batch_id": b0, "attempt": 1, **ok}])
+    remote_next(ctx, w0, leases=[{"batch_id": b0, "attempt": 1}, {"batch_id": b1, "attempt": 1}])
+    # The same ack delivered twice changes nothing.
+    remote_next(ctx, w0, acks=[{"batch_id": b0, "attempt": 1, **ok}])
+
+    assert counters(ctx) == {"total": 3, "queued": 1, "leased": 1, "succeeded": 1, "failed": 0}
+
+
+def test_a_retried_batch_gets_a_new_message_and_the_old_attempt_is_fenced_off(
+    ctx: Context,
+) -> None:
+    with ctx.store.write() as conn:  # one retry per batch
+        conn.exec_driver_sql("UPDATE job SET retries = 1 WHERE job_id = ?", (JOB,))
+    w0, w1 = new_worker(ctx), new_worker(ctx)
+    b0 = publish_all(ctx)[0].batch_id
+    remote_next(ctx, w0, leases=[{"batch_id": b0, "attempt": 1}])
+    failed = {"batch_id": b0, "attempt": 1, "error": "ValueError: x", "traceback": "tb"}
+    remote_next(ctx, w0, acks=[failed])
+
+    [again] = publish_all(ctx)  # its message was deleted: a new one, attempt 2
+    assert (again.batch_id, again.attempt) == (b0, 2)
+    remote_next(ctx, w1, leases=[{"batch_id": b0, "attempt": 2}])
+    # A late copy of attempt 1 fails or leases nothing now.
+    remote_next(ctx, w0, acks=[failed], leases=[{"batch_id": b0, "attempt": 1}])
+
+    assert counters(ctx) == {"total": 3, "queued": 2, "leased": 1, "succeeded": 0, "failed": 0}
+    with ctx.store.read() as conn:
+        assert queue.attempts_of(conn, [b0]) == {b0: 2}
+
+
+def test_leases_of_a_worker_already_ended_go_back_to_the_others(ctx: Context) -> None:
+    w0 = new_worker(ctx)
+    b0 = publish_all(ctx)[0].batch_id
+    with ctx.store.write() as conn:  # its end was seen before its last event arrived
+        worker_queries.write_end(conn, w0, WorkerState.FAILED, "crash", "gone", 1, 1.0)
+
+    remote_next(ctx, w0, leases=[{"batch_id": b0, "attempt": 1}])
+
+    assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}
+
+
+def test_a_bad_remote_event_is_refused_whole_naming_the_field(ctx: Context) -> None:
+    w0 = new_worker(ctx)
+    with pytest.raises(InvalidRequest, match=r"acks\[0\]: batch_id and attempt"):
+        remote_next(ctx, w0, acks=[{"batch_id": "x", "attempt": 1}])
+    assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}

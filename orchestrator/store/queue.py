@@ -252,6 +252,8 @@ def unpublished(conn: Connection, job_id: str, limit: int) -> list[Unpublished]:
 
 def mark_published(conn: Connection, batches: list[Unpublished]) -> None:
     """Record that each batch's message (with its attempt) is on the work queue."""
+    if not batches:
+        return
     conn.exec_driver_sql(
         "UPDATE batch SET published = 1, generation = ? WHERE id = ? AND generation = ?",
         [(b.attempt, b.batch_id, b.attempt - 1) for b in batches],
