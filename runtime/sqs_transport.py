@@ -278,14 +278,12 @@ class SqsTransport(Transport):
         """Send a signed event; a large one goes to S3 and its message points at it."""
         text = json.dumps(event, separators=(",", ":"))
         envelope: Json = {"worker_id": self._worker_id, "sig": sign(self._secret, text)}
-        if len(text.encode()) > MAX_MESSAGE_BYTES:
+        body = json.dumps({**envelope, "event": text})  # the text's quotes escaped, once more
+        if len(body.encode()) > MAX_MESSAGE_BYTES:
             key = f"jobs/{self.where.job_id}/events/{self._worker_id}-{uuid.uuid4().hex}.json"
             self._call(self._s3.put_object, Bucket=self.where.bucket, Key=key, Body=text.encode())
-            envelope["s3"] = key
-        else:
-            envelope["event"] = text
-        self._call(self._sqs.send_message, QueueUrl=self.where.events,
-                   MessageBody=json.dumps(envelope))  # fmt: skip
+            body = json.dumps({**envelope, "s3": key})
+        self._call(self._sqs.send_message, QueueUrl=self.where.events, MessageBody=body)
 
     def _ended(self) -> str | None:
         """Return why the worker must stop (control.json, read now and then), or None."""

@@ -86,6 +86,25 @@ def test_the_hooks_output_and_every_workers_lines_reach_the_logs(
         assert f"batch {index}: 1 items" in logs
 
 
+def test_batches_and_results_over_200_kib_travel_through_s3_and_count_once(
+    server: Server, testbench: str
+) -> None:
+    # Items of 150 KB: each 2-item batch (300 KB) is over SQS's limit as a message, and so
+    # is the event carrying its echoed result; quotes in the items grow it once escaped.
+    items = [f'{i}:"' + "x" * 150_000 for i in range(4)]
+    job = server.submit(testbench, items_job(items, batch_size=2, workers=1))
+
+    status = server.wait(testbench, job["job_id"], timeout=90)
+
+    assert status["status"] == "status_succeeded", status
+    assert status["batch_metrics"]["succeeded"] == 2
+    assert result_items_of(server, testbench, job["job_id"]) == items
+
+
+def result_items_of(server: Server, api: str, job_id: str) -> list[Any]:
+    return [row["result"]["item"] for row in server.results(api, job_id)]
+
+
 @pytest.mark.slow
 def test_an_orchestrator_killed_mid_job_counts_each_batch_once_after_restart(
     server: Server, testbench: str
