@@ -47,6 +47,11 @@ class Credentials:
         """Return whether ``presented`` is ``worker_id``'s own secret."""
         return hmac.compare_digest(presented.encode(), self.worker_secret(worker_id).encode())
 
+    def job_key(self, job_id: str) -> str:
+        """Return the key that signs what the orchestrator writes for a job's remote workers
+        (its work messages, ``spec.json``, ``control.json``); each of them gets it."""
+        return self._sign(f"job:{job_id}")
+
     def lease_token(self, batch_id: int, worker_id: str) -> str:
         """Return the token proving that ``batch_id`` was leased to ``worker_id``."""
         return self._sign(f"lease:{batch_id}:{worker_id}")[:32]

@@ -19,6 +19,9 @@ WORKER_SECRET_ENV = "CORTEX_WORKER_SECRET"
 SERVER_UID_ENV = "CORTEX_SERVER_UID"
 #: The environment variable an HTTPS orchestrator's certificate (PEM) is handed over in.
 SERVER_CERT_ENV = "CORTEX_SERVER_CERT"
+#: The environment variable a queue-transport worker finds its job's key in: what the
+#: orchestrator writes for the job (work messages, spec, control) is signed with it.
+JOB_KEY_ENV = "CORTEX_JOB_KEY"
 
 #: The largest request a worker may send (its acks and their results) ...
 MAX_REQUEST_BYTES = 64 << 20
@@ -79,6 +82,9 @@ class HookState(StrEnum):
 
 #: Queue transports (SQS): a message body above this goes through S3, its message a pointer.
 MAX_MESSAGE_BYTES = 200 * 1024
+#: The message attribute (and S3 object metadata) holding the orchestrator's signature of
+#: what it writes for a job, under the job's key.
+SIG_ATTRIBUTE = "cortex-sig"
 
 
 class EventKind(StrEnum):

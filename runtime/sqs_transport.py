@@ -16,9 +16,12 @@ only: the HTTP transport stays standard-library only.
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +30,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runtime.errors import WorkerError
-from runtime.protocol import MAX_MESSAGE_BYTES, EventKind, Report, Task, sign
+from runtime.protocol import (
+    JOB_KEY_ENV,
+    MAX_MESSAGE_BYTES,
+    SIG_ATTRIBUTE,
+    EventKind,
+    Report,
+    Task,
+    sign,
+)
 from runtime.transport import Json, Transport
 
 #: How long an idle ReceiveMessage waits for a message (SQS long polling).
@@ -89,6 +100,20 @@ def _without_lease(ack: Json) -> Json:
     return {key: value for key, value in ack.items() if key != "lease"}
 
 
+_KEY: list[str] = []
+
+
+def _job_key() -> str:
+    """Return the job's key, taken out of the environment once (the predictor never sees it)."""
+    with _SHARED_LOCK:
+        if not _KEY:
+            key = os.environ.pop(JOB_KEY_ENV, "")
+            if not key:
+                raise WorkerError(f"{JOB_KEY_ENV} is not set: the job's key is missing")
+            _KEY.append(key)
+        return _KEY[0]
+
+
 def _shared_of(key: str) -> _Shared:
     with _SHARED_LOCK:
         return _SHARED.setdefault(key, _Shared())
@@ -115,6 +140,7 @@ class SqsTransport(Transport):
         self.where = Where.parse(description)
         self._worker_id, self._secret = worker_id, secret
         self._shared = _shared_of(f"{description}|{worker_id}")
+        self._job_key = _job_key()
         config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 8})
         self._sqs = boto3.client("sqs", config=config)
         self._s3 = boto3.client("s3", config=config)
@@ -201,33 +227,89 @@ class SqsTransport(Transport):
     # --- steps -------------------------------------------------------------------------
 
     def _receive(self, count: int, wait: int) -> tuple[list[Json], Json | None]:
-        """Receive up to ``count`` messages: batches (held from now on) and maybe the hook."""
+        """Receive up to ``count`` messages: batches (held from now on) and maybe the hook.
+
+        A message the orchestrator did not sign, or that cannot be read, is deleted and
+        said so; a second copy of a batch already held is handed back or deleted.
+        """
         answer = self._call(
             self._sqs.receive_message,
             QueueUrl=self.where.work,
             MaxNumberOfMessages=count,
             WaitTimeSeconds=wait,
             VisibilityTimeout=self.where.visibility_s,
+            MessageAttributeNames=[SIG_ATTRIBUTE],
         )
         batches: list[Json] = []
         hook: Json | None = None
         for message in answer.get("Messages", []):
-            body = json.loads(message["Body"])
-            if "s3" in body:
-                body = json.loads(self._get(body["s3"]))
             receipt = message["ReceiptHandle"]
-            if "hook" in body:
+            body = self._read_message(message)
+            if body is None:
+                self._delete(receipt)
+            elif "hook" in body:
                 if hook is None and self._shared.hook_receipt is None:
                     hook, self._shared.hook_receipt = body["hook"], receipt
-                continue
-            with self._shared.lock:
-                self._shared.receipts[body["batch_id"]] = receipt
-                self._shared.attempts[body["batch_id"]] = body["attempt"]
-            batches.append({**body, "lease": receipt})
+            elif self._hold(body, receipt):
+                batches.append({**body, "lease": receipt})
         if hook is not None and batches:  # the hook waits until these batches are done
             self._forget_hook()
             hook = None
+        if hook is not None:
+            self._keep_hook_alive()
         return sorted(batches, key=lambda b: b["index"]), hook
+
+    def _read_message(self, message: Json) -> Json | None:
+        """Return a work message's body if the orchestrator signed it, else None."""
+        try:
+            text = message["Body"]
+            sig = message.get("MessageAttributes", {}).get(SIG_ATTRIBUTE, {}).get("StringValue")
+            if not hmac.compare_digest(sign(self._job_key, text), str(sig)):
+                raise ValueError("it is not signed by the orchestrator")
+            body = json.loads(text)
+            if "s3" in body:
+                body = json.loads(self._get(str(body["s3"])))
+            if "hook" not in body:
+                int(body["batch_id"]), int(body["attempt"]), int(body["index"])
+            return dict(body)
+        except (ValueError, KeyError, TypeError, WorkerError) as e:
+            print(f"deleted a message of the work queue: {e}", file=sys.stderr)
+            return None
+
+    def _hold(self, body: Json, receipt: str) -> bool:
+        """Hold a received batch; return False for a second copy of one already held."""
+        batch_id, attempt = body["batch_id"], body["attempt"]
+        with self._shared.lock:
+            held = self._shared.attempts.get(batch_id)
+            if held is None:
+                self._shared.receipts[batch_id] = receipt
+                self._shared.attempts[batch_id] = attempt
+                return True
+        if attempt > held:  # a newer attempt: back to the queue, for when this one is done
+            self._call(self._sqs.change_message_visibility, QueueUrl=self.where.work,
+                       ReceiptHandle=receipt, VisibilityTimeout=0)  # fmt: skip
+        else:
+            self._delete(receipt)
+        return False
+
+    def _delete(self, receipt: str) -> None:
+        self._call(self._sqs.delete_message, QueueUrl=self.where.work, ReceiptHandle=receipt)
+
+    def _keep_hook_alive(self) -> None:
+        """Extend the hook message's visibility while ``on_job_complete`` runs."""
+        shared, every = self._shared, max(1.0, self.where.visibility_s / 3)
+
+        def extend() -> None:
+            while (receipt := shared.hook_receipt) is not None:
+                time.sleep(every)
+                if shared.hook_receipt != receipt:
+                    return
+                with contextlib.suppress(WorkerError):
+                    self._call(self._sqs.change_message_visibility, QueueUrl=self.where.work,
+                               ReceiptHandle=receipt,
+                               VisibilityTimeout=self.where.visibility_s)  # fmt: skip
+
+        threading.Thread(target=extend, name="hook-visibility", daemon=True).start()
 
     def _forget_hook(self) -> None:
         receipt, self._shared.hook_receipt = self._shared.hook_receipt, None
@@ -316,9 +398,13 @@ class SqsTransport(Transport):
         return status or None
 
     def _get(self, key: str) -> bytes:
-        """Read an object of the job's bucket."""
+        """Read an object the orchestrator wrote for the job, checking its signature."""
         answer = self._call(self._s3.get_object, Bucket=self.where.bucket, Key=key)
-        return bytes(answer["Body"].read())
+        body = bytes(answer["Body"].read())
+        sig = (answer.get("Metadata") or {}).get(SIG_ATTRIBUTE)
+        if not hmac.compare_digest(sign(self._job_key, body.decode()), str(sig)):
+            raise WorkerError(f"s3://{self.where.bucket}/{key} is not signed by the orchestrator")
+        return body
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
         """Call AWS; a deleted queue raises ``QueueGone``, any other failure ``WorkerError``."""

@@ -173,7 +173,7 @@ def test_a_retried_batch_gets_a_new_message_and_the_old_attempt_is_fenced_off(
 
     assert counters(ctx) == {"total": 3, "queued": 2, "leased": 1, "succeeded": 0, "failed": 0}
     with ctx.store.read() as conn:
-        assert queue.attempts_of(conn, [b0]) == {b0: 2}
+        assert queue.messages_of(conn, [b0]) == {b0: queue.Message(2, published=True)}
 
 
 def test_leases_of_a_worker_already_ended_go_back_to_the_others(ctx: Context) -> None:
@@ -191,4 +191,59 @@ def test_a_bad_remote_event_is_refused_whole_naming_the_field(ctx: Context) -> N
     w0 = new_worker(ctx)
     with pytest.raises(InvalidRequest, match=r"acks\[0\]: batch_id and attempt"):
         remote_next(ctx, w0, acks=[{"batch_id": "x", "attempt": 1}])
+    assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}
+
+
+def test_a_failure_of_a_batch_still_queued_keeps_every_ack_of_its_event(ctx: Context) -> None:
+    # The failure overtook the lease that announced it; the event also acks another batch.
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql("UPDATE job SET retries = 1 WHERE job_id = ?", (JOB,))
+    w0 = new_worker(ctx)
+    [b0, b1, _] = [b.batch_id for b in publish_all(ctx)]
+    failed = {"batch_id": b0, "attempt": 1, "error": "ValueError: x", "traceback": "tb"}
+
+    remote_next(ctx, w0, acks=[failed, {"batch_id": b1, "attempt": 1, "duration": 0.1}])
+
+    assert counters(ctx) == {"total": 3, "queued": 2, "leased": 0, "succeeded": 1, "failed": 0}
+    assert [b.batch_id for b in publish_all(ctx)] == [b0]  # its retry gets a new message
+
+
+def test_one_batch_named_twice_in_an_event_counts_once(ctx: Context) -> None:
+    # Two copies of one message (sent again after a restart) received together.
+    w0 = new_worker(ctx)
+    b0 = publish_all(ctx)[0].batch_id
+    lease = {"batch_id": b0, "attempt": 1}
+    remote_next(ctx, w0, leases=[lease, lease])
+    assert counters(ctx) == {"total": 3, "queued": 2, "leased": 1, "succeeded": 0, "failed": 0}
+
+    ok = {"batch_id": b0, "attempt": 1, "duration": 0.1, "result": [1]}
+    remote_next(ctx, w0, acks=[ok, ok])
+
+    assert counters(ctx) == {"total": 3, "queued": 2, "leased": 0, "succeeded": 1, "failed": 0}
+
+
+def test_a_failure_reported_twice_spends_one_retry(ctx: Context) -> None:
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql("UPDATE job SET retries = 1 WHERE job_id = ?", (JOB,))
+    w0 = new_worker(ctx)
+    b0 = publish_all(ctx)[0].batch_id
+    failed = {"batch_id": b0, "attempt": 1, "error": "ValueError: x", "traceback": "tb"}
+
+    remote_next(ctx, w0, acks=[failed])
+    remote_next(ctx, w0, acks=[failed], leases=[{"batch_id": b0, "attempt": 1}])
+
+    assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}
+    assert [(b.batch_id, b.attempt) for b in publish_all(ctx)] == [(b0, 2)]
+
+
+def test_an_event_about_a_message_not_yet_recorded_waits_and_writes_nothing(
+    ctx: Context,
+) -> None:
+    w0 = new_worker(ctx)
+    with ctx.store.read() as conn:  # sent, but mark_published has not committed yet
+        batch = queue.unpublished(conn, JOB, 1)[0]
+
+    with pytest.raises(handlers.NotYet):
+        remote_next(ctx, w0, leases=[{"batch_id": batch.batch_id, "attempt": 1}])
+
     assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}

@@ -162,12 +162,12 @@ def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
     return {"held": held, "job_status": status}
 
 
-@dataclass(frozen=True)
+@dataclass
 class RemoteNext:
     """A validated ``next`` event of a queue transport: leases received, acks, releases.
 
-    Each entry names the attempt of the message it came with, so outcomes of an older
-    attempt than the batch's newest are told apart (fenced).
+    Each entry names the attempt of the message it came with, so reports about a batch's
+    older message are told apart from its current one (fenced).
     """
 
     leases: list[tuple[int, int]] = field(default_factory=list)
@@ -175,36 +175,59 @@ class RemoteNext:
     failures: list[tuple[queue.Failure, int]] = field(default_factory=list)
     release: list[tuple[int, int]] = field(default_factory=list)
 
+    def attempts(self) -> list[tuple[int, int]]:
+        """Return every ``(batch_id, attempt)`` a lease, failure or release names."""
+        return [*self.leases, *((f.batch_id, a) for f, a in self.failures), *self.release]
+
+    def batch_ids(self) -> list[int]:
+        """Return every batch the event names."""
+        return [b for b, _ in self.attempts()] + [s.batch_id for s in self.successes]
+
+
+class NotYet(Exception):
+    """An event names an attempt whose publication is not recorded yet: it comes back soon."""
+
 
 def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
     """Record a queue-transport worker's leases, acks and releases in one transaction.
 
-    A failure or release of an older attempt than the batch's newest is ignored; a
-    success counts once however late it comes. A failed batch with retries left gets a
+    A lease, failure or release counts only for a batch's current message (``Message``);
+    a success counts once however late it comes. A failed batch with retries left gets a
     new message (its old one was deleted). Leases reported by a worker already recorded
     as ended are not taken: its batches went back to the queue when its end was seen,
     and their messages come back to the others.
+
+    Raises:
+        NotYet: The event names an attempt newer than the store knows of (its message was
+            sent a moment ago and is being recorded): nothing is written.
     """
     event = parse_remote_next(body)
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
         _, retries = job_queries.status_and_retries(conn, job_id)
+        messages = queue.messages_of(conn, event.batch_ids())
+        if any(attempt > m.attempt for b, attempt in event.attempts() if (m := messages.get(b))):
+            raise NotYet(f"an event of worker {short_name(worker_id)} names a newer attempt")
+
+        def current(batch_id: int, attempt: int) -> bool:
+            return batch_id in messages and messages[batch_id].is_current(attempt)
+
         worker_queries.touch(conn, worker_id, now)
         state, _, _ = worker_queries.end_facts(conn, worker_id)
         if WorkerState(state).is_live:
-            queue.record_leases(conn, job_id, worker_id, event.leases, now)
-        ids = [f.batch_id for f, _ in event.failures] + [b for b, _ in event.release]
-        current = queue.attempts_of(conn, ids)
-        for failure, attempt in event.failures:
-            if attempt < current.get(failure.batch_id, 0):
+            leased = [b for b, attempt in event.leases if current(b, attempt)]
+            queue.record_leases(conn, job_id, worker_id, leased)
+        failed = list({f.batch_id: (f, a) for f, a in event.failures}.values())
+        for failure, attempt in failed:
+            if not current(failure.batch_id, attempt):
                 continue
             state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
             if state == BatchState.QUEUED:
                 queue.republish(conn, failure.batch_id)
         queue.ack_successes(conn, job_id, event.successes, now)
-        fresh = [b for b, attempt in event.release if attempt == current.get(b)]
-        queue.release(conn, job_id, worker_id, fresh)
+        released = [b for b, attempt in event.release if current(b, attempt)]
+        queue.release(conn, job_id, worker_id, released)
 
 
 def parse_remote_next(body: Json) -> RemoteNext:

@@ -13,23 +13,25 @@ The store stays the only source of status: nothing is read from queue attributes
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import threading
+import time
 from typing import Any
 
-from orchestrator.aws import HOME_TAG_KEY, Clients, Names, error_code, explain
+from orchestrator.aws import HOME_TAG_KEY, AwsError, Clients, Names, error_code, explain
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job
 from orchestrator.jobs.lifecycle import read_counts
 from orchestrator.status import JobStatus
-from orchestrator.store import queue, remote_queries
+from orchestrator.store import queue, remote_queries, worker_queries
 from orchestrator.store.models import Job, RemoteQueues
-from runtime.protocol import MAX_MESSAGE_BYTES, EventKind, HookState, sign
+from runtime.protocol import MAX_MESSAGE_BYTES, SIG_ATTRIBUTE, EventKind, HookState, sign
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,14 @@ RETENTION_S = 14 * 24 * 3600
 PUBLISH_PER_TICK = 2000
 #: How long one drain receive waits for events.
 DRAIN_WAIT_S = 1
+#: How often a running job's work queue is checked for existence.
+QUEUE_CHECK_S = 5.0
+#: A queue this young that AWS says does not exist is not yet visible, not deleted.
+NEW_QUEUE_S = 5.0
+#: An event that cannot be recorded yet comes back after this many seconds ...
+RETRY_EVENT_S = 1
+#: ... at most this many times.
+MAX_EVENT_TRIES = 50
 _GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
@@ -51,6 +61,8 @@ class SqsDelivery:
         self.names = Names.of(ctx.settings)
         self._drains: dict[str, _Drain] = {}
         self._told: set[str] = set()  # ended jobs whose workers were told to stop
+        self._opened: dict[str, float] = {}  # when this process opened each job's queues
+        self._checked: dict[str, float] = {}  # when each job's work queue was last seen
         self._lock = threading.Lock()
 
     # --- per tick ----------------------------------------------------------------------
@@ -58,10 +70,22 @@ class SqsDelivery:
     def sync(self, job: Job) -> RemoteQueues:
         """Bring a running job's queues up to date: open, drain, publish, the hook."""
         queues = self.open(job)
+        self._check_exists(queues)
         self._drain(queues)
         self.publish(queues)
         self.publish_hook(queues)
         return queues
+
+    def _check_exists(self, queues: RemoteQueues) -> None:
+        """Every ``QUEUE_CHECK_S``, make sure the work queue still exists (``_call`` ends the
+        job naming it if it is gone): workers that find it gone just exit."""
+        now = time.monotonic()
+        if now - self._checked.get(queues.job_id, 0.0) < QUEUE_CHECK_S:
+            return
+        self._checked[queues.job_id] = now
+        self._call(
+            queues, "get_queue_attributes", QueueUrl=queues.work_url, AttributeNames=["QueueArn"]
+        )
 
     def finish(self, job_id: str, status: str, live_workers: int) -> None:
         """Tell an ended job's workers to stop; delete its queues once none is live.
@@ -97,7 +121,7 @@ class SqsDelivery:
             queues = remote_queries.get(conn, job.job_id)
         if queues is not None:
             return queues
-        sqs, s3 = self.clients("sqs"), self.clients("s3")
+        sqs = self.clients("sqs")
         bucket = self.names.bucket(self.clients.account())
         tags = {HOME_TAG_KEY: self.names.tag, "cortex-tui-job": job.job_id}
         attributes = {
@@ -117,18 +141,15 @@ class SqsDelivery:
                 events_url=urls["events"],
                 bucket=bucket,
             )
-            spec = handlers.job_spec(self.ctx, job)
-            s3.put_object(
-                Bucket=bucket,
-                Key=self.names.key(job.job_id, "spec.json"),
-                Body=json.dumps(spec).encode(),
-            )
+            spec = json.dumps(handlers.job_spec(self.ctx, job))
+            self._put(queues, self.names.key(job.job_id, "spec.json"), spec)
             self.write_control(queues, JobStatus.RUNNING.value)
         except Exception as e:
             raise explain(e, f"opening the SQS queues of job {job.job_id}") from None
         with self.ctx.store.write() as conn:
             remote_queries.add(conn, queues)
         self.ctx.log_event(job.job_id, f"opened queues {urls['work']} and {urls['events']}")
+        self._opened[job.job_id] = time.monotonic()
         return queues
 
     def publish(self, queues: RemoteQueues) -> int:
@@ -139,14 +160,13 @@ class SqsDelivery:
                 batches = queue.unpublished(conn, queues.job_id, 10)
             if not batches:
                 break
-            entries = [
-                {"Id": str(b.batch_id), "MessageBody": self._work_body(queues, b)} for b in batches
-            ]
+            entries = self._packed([self._work_entry(queues, b) for b in batches])
             answer = self._call(
                 queues, "send_message_batch", QueueUrl=queues.work_url, Entries=entries
             )
             failed = {f["Id"] for f in answer.get("Failed", [])}
-            done = [b for b in batches if str(b.batch_id) not in failed]
+            sent_ids = {entry["Id"] for entry in entries} - failed
+            done = [b for b in batches if str(b.batch_id) in sent_ids]
             with self.ctx.store.write() as conn:
                 queue.mark_published(conn, done)
             sent += len(done)
@@ -155,16 +175,44 @@ class SqsDelivery:
                 break
         return sent
 
-    def _work_body(self, queues: RemoteQueues, batch: queue.Unpublished) -> str:
+    def _work_entry(self, queues: RemoteQueues, batch: queue.Unpublished) -> dict[str, Any]:
+        """Return a batch's message, signed; a large one points at its body in S3."""
         body = (
             f'{{"batch_id": {batch.batch_id}, "index": {batch.index},'
             f' "attempt": {batch.attempt}, "payload": {batch.payload}}}'
         )
-        if len(body.encode()) <= MAX_MESSAGE_BYTES:
-            return body
-        key = self.names.key(queues.job_id, f"batches/{batch.batch_id}-{batch.attempt}.json")
-        self.clients("s3").put_object(Bucket=queues.bucket, Key=key, Body=body.encode())
-        return json.dumps({"s3": key})
+        if len(body.encode()) > MAX_MESSAGE_BYTES:
+            key = self.names.key(queues.job_id, f"batches/{batch.batch_id}-{batch.attempt}.json")
+            self._put(queues, key, body)
+            body = json.dumps({"s3": key})
+        return {"Id": str(batch.batch_id), **self._signed_message(queues, body)}
+
+    def _signed_message(self, queues: RemoteQueues, body: str) -> dict[str, Any]:
+        """Return a message's body and its signature under the job's key (an attribute)."""
+        sig = sign(self.ctx.credentials.job_key(queues.job_id), body)
+        return {
+            "MessageBody": body,
+            "MessageAttributes": {SIG_ATTRIBUTE: {"DataType": "String", "StringValue": sig}},
+        }
+
+    @staticmethod
+    def _packed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Return the first entries whose bodies fit one SendMessageBatch together."""
+        packed: list[dict[str, Any]] = []
+        size = 0
+        for entry in entries:
+            size += len(entry["MessageBody"].encode())
+            if packed and size > MAX_MESSAGE_BYTES:
+                break
+            packed.append(entry)
+        return packed
+
+    def _put(self, queues: RemoteQueues, key: str, body: str) -> None:
+        """Write an object of the job, signed under its key (object metadata)."""
+        sig = sign(self.ctx.credentials.job_key(queues.job_id), body)
+        self.clients("s3").put_object(
+            Bucket=queues.bucket, Key=key, Body=body.encode(), Metadata={SIG_ATTRIBUTE: sig}
+        )
 
     def publish_hook(self, queues: RemoteQueues) -> None:
         """Once every batch has finished, put the job's ``on_job_complete`` on the work queue."""
@@ -180,8 +228,8 @@ class SqsDelivery:
             "failed": counts.failed,
             "total": counts.total,
         }
-        body = json.dumps({"hook": summary})
-        self._call(queues, "send_message", QueueUrl=queues.work_url, MessageBody=body)
+        message = self._signed_message(queues, json.dumps({"hook": summary}))
+        self._call(queues, "send_message", QueueUrl=queues.work_url, **message)
         with self.ctx.store.write() as conn:
             remote_queries.mark_hook_published(conn, queues.job_id)
 
@@ -189,10 +237,9 @@ class SqsDelivery:
         self, queues: RemoteQueues, status: str, stop: list[str] | None = None
     ) -> None:
         """Write ``control.json``: the job's status (and workers asked to stop)."""
-        body = json.dumps({"status": status, "stop": stop or []}).encode()
         key = self.names.key(queues.job_id, "control.json")
         try:
-            self.clients("s3").put_object(Bucket=queues.bucket, Key=key, Body=body)
+            self._put(queues, key, json.dumps({"status": status, "stop": stop or []}))
         except Exception as e:
             log.warning("could not write %s: %s", key, e)
 
@@ -202,6 +249,10 @@ class SqsDelivery:
             drain = self._drains.pop(queues.job_id, None)
         if drain is not None:
             drain.stop()
+        last = _Drain(self, queues)  # what the last workers said before they went
+        with contextlib.suppress(Exception):
+            while last.drain_once(0):
+                pass
         sqs = self.clients("sqs")
         for url in (queues.work_url, queues.events_url):
             try:
@@ -259,10 +310,19 @@ class SqsDelivery:
         except Exception as e:
             if error_code(e) in _GONE:
                 self.queue_gone(queues, str(kwargs.get("QueueUrl")))
+                raise AwsError(f"{method}: the queue {kwargs.get('QueueUrl')} is gone") from None
             raise explain(e, f"{method} on the queues of job {queues.job_id}") from None
 
     def queue_gone(self, queues: RemoteQueues, url: str) -> None:
-        """End a job whose queue was deleted under it."""
+        """End a job whose queue was deleted under it.
+
+        A queue made moments ago may not be visible everywhere yet (AWS asks for a second
+        after CreateQueue): within ``NEW_QUEUE_S`` of opening it, that is not an end.
+        """
+        opened = self._opened.get(queues.job_id)
+        if opened is not None and time.monotonic() - opened < NEW_QUEUE_S:
+            log.warning("queue %s of job %s not visible yet", url, queues.job_id)
+            return
         fail_job(
             self.ctx,
             queues.job_id,
@@ -291,68 +351,106 @@ class _Drain:
             self._thread.join(timeout=DRAIN_WAIT_S + 10)
 
     def _run(self) -> None:
-        sqs = self.delivery.clients("sqs")
         while not self._stop.is_set():
             try:
-                answer = sqs.receive_message(
-                    QueueUrl=self.queues.events_url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=DRAIN_WAIT_S,
-                )
+                self.drain_once(DRAIN_WAIT_S)
+            except QueueGone:
+                self.delivery.queue_gone(self.queues, self.queues.events_url)
+                return
             except Exception as e:
-                if error_code(e) in _GONE:
-                    self.delivery.queue_gone(self.queues, self.queues.events_url)
-                    return
                 log.warning("draining job %s: %s", self.queues.job_id, e)
                 self._stop.wait(1.0)
-                continue
-            done = []
-            for message in answer.get("Messages", []):
-                if self._record(message["Body"]):
-                    done.append(
-                        {"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]}
-                    )
-            if done:
-                try:
-                    sqs.delete_message_batch(QueueUrl=self.queues.events_url, Entries=done)
-                except Exception as e:  # they come back and count once more: no harm
-                    log.warning("deleting events of job %s: %s", self.queues.job_id, e)
-            if done:
-                self.ctx.wake()
 
-    def _record(self, text: str) -> bool:
+    def drain_once(self, wait_s: int) -> int:
+        """Receive and record one round of events; return how many were received."""
+        sqs = self.delivery.clients("sqs")
+        try:
+            answer = sqs.receive_message(
+                QueueUrl=self.queues.events_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=wait_s,
+                AttributeNames=["ApproximateReceiveCount"],
+            )
+        except Exception as e:
+            if error_code(e) in _GONE:
+                raise QueueGone(self.queues.events_url) from None
+            raise
+        messages = answer.get("Messages", [])
+        done = []
+        for message in messages:
+            received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            if self._record(message["Body"], received):
+                done.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
+            else:  # back soon, not after the whole visibility timeout
+                with contextlib.suppress(Exception):
+                    sqs.change_message_visibility(
+                        QueueUrl=self.queues.events_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=RETRY_EVENT_S,
+                    )
+        if done:
+            try:
+                sqs.delete_message_batch(QueueUrl=self.queues.events_url, Entries=done)
+            except Exception as e:  # they come back, and count once: no harm
+                log.warning("deleting events of job %s: %s", self.queues.job_id, e)
+            self.ctx.wake()
+        return len(messages)
+
+    def _record(self, text: str, received: int) -> bool:
         """Record one event; return whether its message may be deleted.
 
-        An event that is not genuine (no such worker of this job, a bad signature) or
-        not valid is logged and dropped; one that failed for another reason stays on
-        the queue and comes back.
+        An event that is not genuine (not from a worker of this job, a bad signature) or
+        not valid is logged and dropped. One that names a message not recorded yet, or
+        failed for another reason, comes back, until it has come back ``MAX_EVENT_TRIES``
+        times: then it is dropped, with an error in the log.
         """
+        job_id = self.queues.job_id
         try:
-            envelope = json.loads(text)
-            worker_id = str(envelope["worker_id"])
-            event_text = envelope.get("event")
-            if event_text is None:
-                answer = self.delivery.clients("s3").get_object(
-                    Bucket=self.queues.bucket, Key=str(envelope["s3"])
-                )
-                event_text = answer["Body"].read().decode()
-            if not worker_id.startswith(f"{self.queues.job_id}-"):
-                raise ValueError(f"worker {worker_id} is not of this job")
-            secret = self.ctx.credentials.worker_secret(worker_id)
-            if not hmac.compare_digest(sign(secret, event_text), str(envelope.get("sig"))):
-                raise ValueError(f"the signature of worker {worker_id}'s event is wrong")
-            event = json.loads(event_text)
+            worker_id, event = self._open(text)
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("dropped an event of job %s that is not genuine: %s", job_id, e)
+            return True
+        try:
             self._apply(worker_id, event)
             return True
-        except (ValueError, KeyError, TypeError, OrchestratorError) as e:
-            log.warning("dropped an event of job %s: %s", self.queues.job_id, e)
+        except (InvalidRequest, NotFound) as e:  # invalid, or of a worker no longer known
+            log.warning("dropped an event of job %s: %s", job_id, e.message)
             return True
+        except handlers.NotYet:
+            pass
         except Exception:
-            log.exception("recording an event of job %s failed", self.queues.job_id)
-            return False
+            log.exception("recording an event of job %s failed (try %d)", job_id, received)
+        if received >= MAX_EVENT_TRIES:
+            log.error("dropped an event of job %s after %d tries: %s", job_id, received, text[:500])
+            return True
+        return False
+
+    def _open(self, text: str) -> tuple[str, dict[str, Any]]:
+        """Return the worker and event of a genuine envelope; raise ``ValueError`` otherwise."""
+        envelope = json.loads(text)
+        worker_id = str(envelope["worker_id"])
+        if not worker_id.startswith(f"{self.queues.job_id}-"):
+            raise ValueError(f"worker {worker_id} is not of this job")
+        event_text = envelope.get("event")
+        if event_text is None:
+            key = str(envelope["s3"])
+            if not key.startswith(f"jobs/{self.queues.job_id}/events/{worker_id}-"):
+                raise ValueError(f"the event of worker {worker_id} points outside its folder")
+            answer = self.delivery.clients("s3").get_object(Bucket=self.queues.bucket, Key=key)
+            event_text = answer["Body"].read().decode()
+        secret = self.ctx.credentials.worker_secret(worker_id)
+        if not hmac.compare_digest(sign(secret, str(event_text)), str(envelope.get("sig"))):
+            raise ValueError(f"the signature of worker {worker_id}'s event is wrong")
+        event = json.loads(event_text)
+        if not isinstance(event, dict):
+            raise ValueError("an event must be a JSON object")
+        return worker_id, event
 
     def _apply(self, worker_id: str, event: dict[str, Any]) -> None:
-        kind = EventKind(str(event.get("kind")))
+        try:
+            kind = EventKind(str(event.get("kind")))
+        except ValueError:
+            raise InvalidRequest(f"kind: unknown event kind {event.get('kind')!r}") from None
         if kind is EventKind.STATE:
             handlers.report_state(self.ctx, worker_id, event)
         elif kind is EventKind.NEXT:
@@ -361,11 +459,19 @@ class _Drain:
             handlers.record_remote_hook(self.ctx, worker_id, event)
 
 
-def job_of_ended(ctx: Context) -> list[tuple[str, str, int]]:
-    """Return ``(job_id, status, live workers)`` of ended jobs whose queues are still open."""
+class QueueGone(Exception):
+    """A job's queue no longer exists."""
+
+
+def ended_with_open_queues(ctx: Context) -> list[tuple[str, str, int]]:
+    """Return ``(job_id, status, live workers)`` of ended jobs whose queues are still open.
+
+    A job deleted with its API counts as stopped.
+    """
     out = []
     with ctx.store.read() as conn:
         for job_id, status in remote_queries.open_ones(conn):
-            if JobStatus(status).is_terminal:
-                out.append((job_id, status, read_counts(conn, job_id).live_workers))
+            if status is None or JobStatus(status).is_terminal:
+                ended = status or JobStatus.STOPPED.value
+                out.append((job_id, ended, worker_queries.live_count(conn, job_id)))
     return out

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
-from orchestrator.delivery.sqs import SqsDelivery, job_of_ended
+from orchestrator.delivery.sqs import SqsDelivery, ended_with_open_queues
 from orchestrator.errors import BackendError, InvalidRequest, OrchestratorError, WorkerStartError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
@@ -105,15 +107,26 @@ def tick(ctx: Context) -> None:
         active = job_queries.in_progress(session)
         lingering = worker_queries.live_of_ended_jobs(session)
     for worker in lingering:
-        _probe(ctx, worker)
+        _isolated(f"probing worker {worker.worker_id}", _probe, ctx, worker)
     for gone in set(ctx.waiting_for_cap) - {job.job_id for job in active}:
         ctx.waiting_for_cap.pop(gone, None)
     for job in active:
         if job.status == JobStatus.RUNNING:
-            reconcile(ctx, job)
-        else:
-            _time_out(ctx, job)  # a job's timeout counts from submission, enqueuing included
-    _close_ended_queues(ctx)
+            _isolated(f"reconciling job {job.job_id}", reconcile, ctx, job)
+        else:  # a job's timeout counts from submission, enqueuing included
+            _isolated(f"timing out job {job.job_id}", _time_out, ctx, job)
+    _isolated("closing ended jobs' queues", _close_ended_queues, ctx)
+
+
+def _isolated(what: str, step: Callable[..., object], *args: Any) -> None:
+    """Run one job's (or worker's) step; a failure (AWS unreachable, say) is logged and
+    tried again next tick, without holding up the others."""
+    try:
+        step(*args)
+    except OrchestratorError as e:
+        log.warning("%s: %s (trying again next tick)", what, e.message)
+    except Exception:
+        log.exception("%s failed (trying again next tick)", what)
 
 
 def reconcile(ctx: Context, job: Job) -> None:
@@ -167,7 +180,7 @@ def _sync_queues(ctx: Context, remote: SqsDelivery, job: Job) -> bool:
 
 def _close_ended_queues(ctx: Context) -> None:
     """Tell ended remote jobs' workers to stop, and delete their queues once none is live."""
-    ended = job_of_ended(ctx)
+    ended = ended_with_open_queues(ctx)
     if not ended:
         return
     if ctx.remote is None:

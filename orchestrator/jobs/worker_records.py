@@ -16,7 +16,13 @@ from orchestrator.errors import BackendError
 from orchestrator.status import JobStatus, WorkerState
 from orchestrator.store import job_queries, queue, remote_queries, worker_queries
 from orchestrator.store.models import WorkerRecord
-from runtime.protocol import SERVER_CERT_ENV, SERVER_UID_ENV, WORKER_SECRET_ENV, EndReason
+from runtime.protocol import (
+    JOB_KEY_ENV,
+    SERVER_CERT_ENV,
+    SERVER_UID_ENV,
+    WORKER_SECRET_ENV,
+    EndReason,
+)
 
 
 def short_name(worker_id: str) -> str:
@@ -50,6 +56,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
             "CORTEX_JOB_ID": job_id,
             "CORTEX_API_NAME": job.api_name,
             **_tls_env(ctx),
+            **({JOB_KEY_ENV: ctx.credentials.job_key(job_id)} if backend.remote else {}),
         },
     )
     try:

@@ -121,7 +121,8 @@ def ack_successes(conn: Connection, job_id: str, successes: list[Success], now: 
     if not successes:
         return 0
     states = _open_states(conn, job_id, [s.batch_id for s in successes])
-    counted = [s for s in successes if s.batch_id in states]
+    unique = {s.batch_id: s for s in successes}.values()  # one batch named twice counts once
+    counted = [s for s in unique if s.batch_id in states]
     if not counted:
         return 0
     conn.exec_driver_sql(
@@ -170,7 +171,8 @@ def ack_failure(
         conn.exec_driver_sql(
             "UPDATE batch SET state = 'queued', lease_expires = NULL WHERE id = ?", (batch_id,)
         )
-        _shift(conn, job_id, **{previous: -1}, queued=+1)
+        if previous != BatchState.QUEUED:  # a failure of a queued batch keeps it queued
+            _shift(conn, job_id, **{previous: -1}, queued=+1)
         return BatchState.QUEUED.value
     conn.exec_driver_sql(
         "UPDATE batch SET state = 'failed', finished_time = ?, lease_expires = NULL WHERE id = ?",
@@ -265,33 +267,44 @@ def republish(conn: Connection, batch_id: int) -> None:
     conn.exec_driver_sql("UPDATE batch SET published = 0 WHERE id = ?", (batch_id,))
 
 
-def attempts_of(conn: Connection, batch_ids: list[int]) -> dict[int, int]:
-    """Return each batch's current attempt (the ``attempt`` of its newest message)."""
-    if not batch_ids:
+@dataclass(frozen=True)
+class Message:
+    """Where a batch's newest message stands: its attempt, and whether it is on the queue."""
+
+    attempt: int
+    published: bool
+
+    def is_current(self, attempt: int) -> bool:
+        """Return whether a report of ``attempt`` is about this message.
+
+        Reports of an older attempt, or of one whose message is gone (the batch failed and
+        waits for its next message), are stale: a lease, failure or release in them is
+        ignored (a success still counts once, as it always does).
+        """
+        return attempt == self.attempt and self.published
+
+
+def messages_of(conn: Connection, batch_ids: list[int]) -> dict[int, Message]:
+    """Return where the newest message of each batch stands."""
+    unique = tuple(set(batch_ids))
+    if not unique:
         return {}
-    marks = ",".join("?" * len(batch_ids))
+    marks = ",".join("?" * len(unique))
     rows = conn.exec_driver_sql(
-        f"SELECT id, generation FROM batch WHERE id IN ({marks})", tuple(batch_ids)
+        f"SELECT id, generation, published FROM batch WHERE id IN ({marks})", unique
     ).all()
-    return {int(row[0]): int(row[1]) for row in rows}
+    return {int(row[0]): Message(int(row[1]), bool(row[2])) for row in rows}
 
 
-def record_leases(
-    conn: Connection, job_id: str, worker_id: str, leases: list[tuple[int, int]], now: float
-) -> int:
-    """Record that ``worker_id`` received these ``(batch_id, attempt)`` messages.
+def record_leases(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int]) -> int:
+    """Record that ``worker_id`` received the current messages of these batches.
 
-    A message of an older attempt than the batch's newest (fenced) or of a finished batch
-    is ignored; a batch another worker held moves to this one (its message's visibility
-    ran out there). Returns how many were recorded.
+    A finished batch is skipped; a batch another worker held moves to this one (its
+    message's visibility ran out there). Returns how many were recorded.
     """
-    current = attempts_of(conn, [batch_id for batch_id, _ in leases])
-    states = _open_states(conn, job_id, [batch_id for batch_id, _ in leases]) if leases else {}
-    fresh = [
-        batch_id
-        for batch_id, attempt in leases
-        if batch_id in states and current.get(batch_id) == attempt
-    ]
+    unique = list(dict.fromkeys(batch_ids))  # a message received twice is one lease
+    states = _open_states(conn, job_id, unique) if unique else {}
+    fresh = [batch_id for batch_id in unique if batch_id in states]
     if not fresh:
         return 0
     conn.exec_driver_sql(

@@ -32,13 +32,14 @@ def get(conn: Connection, job_id: str) -> RemoteQueues | None:
     )  # fmt: skip
 
 
-def open_ones(conn: Connection) -> list[tuple[str, str]]:
-    """Return ``(job_id, job status)`` of every job whose queues are not closed yet."""
+def open_ones(conn: Connection) -> list[tuple[str, str | None]]:
+    """Return ``(job_id, job status)`` of every job whose queues are not closed yet (the
+    status is None for a job deleted with its API)."""
     rows = conn.exec_driver_sql(
-        "SELECT q.job_id, j.status FROM remote_queues q JOIN job j ON j.job_id = q.job_id"
+        "SELECT q.job_id, j.status FROM remote_queues q LEFT JOIN job j ON j.job_id = q.job_id"
         " WHERE q.closed = 0"
     ).all()
-    return [(str(row[0]), str(row[1])) for row in rows]
+    return [(str(row[0]), None if row[1] is None else str(row[1])) for row in rows]
 
 
 def mark_hook_published(conn: Connection, job_id: str) -> None:
