@@ -84,6 +84,9 @@ class _Shared:
 
     receipts: dict[int, str] = field(default_factory=dict)  # held batch -> receipt handle
     attempts: dict[int, int] = field(default_factory=dict)  # held batch -> message attempt
+    pending: dict[str, set[int]] = field(default_factory=dict)  # receipt -> batches not done
+    handed_back: set[str] = field(default_factory=set)  # receipts with a released batch
+    per_message: int = 1  # batches in the last message received
     hook_receipt: str | None = None
     ended: str | None = None  # why the worker must stop, once control.json says so
     signalled: bool = False
@@ -179,7 +182,8 @@ class SqsTransport(Transport):
             batches: list[Json] = []
             hook: Json | None = None
             if want and not stopping and ended is None:
-                batches, hook = self._receive(min(want, SQS_MAX), wait=0 if acks else LONG_POLL_S)
+                messages = max(1, min(SQS_MAX, want // shared.per_message))
+                batches, hook = self._receive(messages, wait=0 if acks else LONG_POLL_S)
             self._send_next(acks, batches, released)
         except QueueGone as e:
             return {"task": Task.EXIT, "reason": str(e)}
@@ -203,11 +207,12 @@ class SqsTransport(Transport):
         """Extend the held messages' visibility; stop the worker when its job says so."""
         shared = self._shared
         with shared.lock:
-            receipts = [(b, shared.receipts[b]) for b in batch_ids if b in shared.receipts]
+            held = {shared.receipts[b] for b in batch_ids if b in shared.receipts}
+        receipts = sorted(held)
         for start in range(0, len(receipts), SQS_MAX):
             entries = [
-                {"Id": str(b), "ReceiptHandle": r, "VisibilityTimeout": self.where.visibility_s}
-                for b, r in receipts[start : start + SQS_MAX]
+                {"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": self.where.visibility_s}
+                for n, r in enumerate(receipts[start : start + SQS_MAX])
             ]
             self._call(self._sqs.change_message_visibility_batch, QueueUrl=self.where.work,
                        Entries=entries)  # fmt: skip
@@ -250,8 +255,10 @@ class SqsTransport(Transport):
             elif "hook" in body:
                 if hook is None and self._shared.hook_receipt is None:
                     hook, self._shared.hook_receipt = body["hook"], receipt
-            elif self._hold(body, receipt):
-                batches.append({**body, "lease": receipt})
+            else:
+                held = self._hold(body["batches"], receipt)
+                batches += [{**batch, "lease": receipt} for batch in held]
+                self._shared.per_message = max(1, len(body["batches"]))
         if hook is not None and batches:  # the hook waits until these batches are done
             self._forget_hook()
             hook = None
@@ -267,30 +274,36 @@ class SqsTransport(Transport):
             if not hmac.compare_digest(sign(self._job_key, text), str(sig)):
                 raise ValueError("it is not signed by the orchestrator")
             body = json.loads(text)
-            if "s3" in body:
-                body = json.loads(self._get(str(body["s3"])))
             if "hook" not in body:
-                int(body["batch_id"]), int(body["attempt"]), int(body["index"])
+                batches = [
+                    json.loads(self._get(str(b["s3"]))) if "s3" in b else b for b in body["batches"]
+                ]
+                for batch in batches:
+                    int(batch["batch_id"]), int(batch["attempt"]), int(batch["index"])
+                body["batches"] = batches
             return dict(body)
         except (ValueError, KeyError, TypeError, WorkerError) as e:
             print(f"deleted a message of the work queue: {e}", file=sys.stderr)
             return None
 
-    def _hold(self, body: Json, receipt: str) -> bool:
-        """Hold a received batch; return False for a second copy of one already held."""
-        batch_id, attempt = body["batch_id"], body["attempt"]
+    def _hold(self, batches: list[Json], receipt: str) -> list[Json]:
+        """Hold a message's batches; return those not already held from another message.
+
+        A message whose batches are all held already (a second copy) is deleted.
+        """
+        fresh = []
         with self._shared.lock:
-            held = self._shared.attempts.get(batch_id)
-            if held is None:
-                self._shared.receipts[batch_id] = receipt
-                self._shared.attempts[batch_id] = attempt
-                return True
-        if attempt > held:  # a newer attempt: back to the queue, for when this one is done
-            self._call(self._sqs.change_message_visibility, QueueUrl=self.where.work,
-                       ReceiptHandle=receipt, VisibilityTimeout=0)  # fmt: skip
-        else:
+            for batch in batches:
+                if batch["batch_id"] in self._shared.attempts:
+                    continue
+                self._shared.receipts[batch["batch_id"]] = receipt
+                self._shared.attempts[batch["batch_id"]] = batch["attempt"]
+                fresh.append(batch)
+            if fresh:
+                self._shared.pending[receipt] = {batch["batch_id"] for batch in fresh}
+        if not fresh:
             self._delete(receipt)
-        return False
+        return fresh
 
     def _delete(self, receipt: str) -> None:
         self._call(self._sqs.delete_message, QueueUrl=self.where.work, ReceiptHandle=receipt)
@@ -336,22 +349,39 @@ class SqsTransport(Transport):
         self._send_event(event)
 
     def _settle_messages(self, acks: list[Json], released: list[Json]) -> None:
-        """Delete the acked batches' messages; make the released ones visible again."""
+        """Delete each message whose batches are all acknowledged; make one visible again
+        when some of its batches were handed back (its finished ones count only once)."""
         shared = self._shared
+        done: list[str] = []
+        back: list[str] = []
         with shared.lock:
-            done = [(a["batch_id"], shared.receipts.pop(a["batch_id"], None)) for a in acks]
-            back = [(r["batch_id"], shared.receipts.pop(r["batch_id"], None)) for r in released]
-            for batch_id, _ in done + back:
+            for entry, handed_back in [(a, False) for a in acks] + [(r, True) for r in released]:
+                batch_id = entry["batch_id"]
                 shared.attempts.pop(batch_id, None)
-        done = [(b, r) for b, r in done if r]
+                receipt = shared.receipts.pop(batch_id, None)
+                if receipt is None:
+                    continue
+                if handed_back:
+                    shared.handed_back.add(receipt)
+                left = shared.pending.get(receipt, set())
+                left.discard(batch_id)
+                if not left:
+                    shared.pending.pop(receipt, None)
+                    if receipt in shared.handed_back:
+                        shared.handed_back.discard(receipt)
+                        back.append(receipt)
+                    else:
+                        done.append(receipt)
         for start in range(0, len(done), SQS_MAX):
-            entries = [{"Id": str(b), "ReceiptHandle": r} for b, r in done[start : start + SQS_MAX]]
+            entries = [
+                {"Id": str(n), "ReceiptHandle": r}
+                for n, r in enumerate(done[start : start + SQS_MAX])
+            ]
             self._call(self._sqs.delete_message_batch, QueueUrl=self.where.work, Entries=entries)
-        back = [(b, r) for b, r in back if r]
         for start in range(0, len(back), SQS_MAX):
             visible = [
-                {"Id": str(b), "ReceiptHandle": r, "VisibilityTimeout": 0}
-                for b, r in back[start : start + SQS_MAX]
+                {"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": 0}
+                for n, r in enumerate(back[start : start + SQS_MAX])
             ]
             self._call(self._sqs.change_message_visibility_batch, QueueUrl=self.where.work,
                        Entries=visible)  # fmt: skip

@@ -37,8 +37,16 @@ log = logging.getLogger(__name__)
 
 #: Messages a job keeps on its queues at most this long (SQS's maximum: 14 days).
 RETENTION_S = 14 * 24 * 3600
-#: How many batches one publish step sends (the rest go on the next tick).
+#: How many batches one publish step sends (the rest go on the next tick) ...
 PUBLISH_PER_TICK = 2000
+#: ... keeping at most this many (or 100 per worker) waiting on the work queue.
+PUBLISH_AHEAD = 500
+#: A message carries about this much work at the job's pace ...
+PACK_WINDOW_S = 1.0
+#: ... and at most this many batches.
+MAX_PACK = 10
+#: SQS sends, receives and deletes at most this many messages per request.
+SQS_MAX = 10
 #: How long one drain receive waits for events.
 DRAIN_WAIT_S = 1
 #: How often a running job's work queue is checked for existence.
@@ -72,7 +80,7 @@ class SqsDelivery:
         queues = self.open(job)
         self._check_exists(queues)
         self._drain(queues)
-        self.publish(queues)
+        self.publish(queues, job)
         self.publish_hook(queues)
         return queues
 
@@ -152,21 +160,33 @@ class SqsDelivery:
         self._opened[job.job_id] = time.monotonic()
         return queues
 
-    def publish(self, queues: RemoteQueues) -> int:
-        """Send a message for each queued batch that has none (new ones and retries)."""
+    def publish(self, queues: RemoteQueues, job: Job) -> int:
+        """Send messages for queued batches that have none (new ones and retries).
+
+        Only ``ahead`` batches wait on the queue at a time, and each message carries
+        about ``PACK_WINDOW_S`` of work at the job's measured pace (one batch until a pace
+        is known; up to ``MAX_PACK``), so short batches cost a fraction of a request each
+        and long ones still spread over every worker. Returns how many batches went out.
+        """
+        pace = job.time_sum / job.succeeded if job.succeeded else None
+        pack = 1 if pace is None else max(1, min(MAX_PACK, int(PACK_WINDOW_S / max(pace, 1e-3))))
+        ahead = max(PUBLISH_AHEAD, job.workers * MAX_PACK * SQS_MAX)
         sent = 0
         while sent < PUBLISH_PER_TICK:
             with self.ctx.store.read() as conn:
-                batches = queue.unpublished(conn, queues.job_id, 10)
+                room = ahead - queue.waiting_on_the_queue(conn, queues.job_id)
+                batches = queue.unpublished(conn, queues.job_id, min(room, pack * SQS_MAX))
             if not batches:
                 break
-            entries = self._packed([self._work_entry(queues, b) for b in batches])
+            messages = self._messages(queues, batches, pack)
             answer = self._call(
-                queues, "send_message_batch", QueueUrl=queues.work_url, Entries=entries
+                queues,
+                "send_message_batch",
+                QueueUrl=queues.work_url,
+                Entries=[entry for entry, _ in messages],
             )
             failed = {f["Id"] for f in answer.get("Failed", [])}
-            sent_ids = {entry["Id"] for entry in entries} - failed
-            done = [b for b in batches if str(b.batch_id) in sent_ids]
+            done = [b for entry, group in messages if entry["Id"] not in failed for b in group]
             with self.ctx.store.write() as conn:
                 queue.mark_published(conn, done)
             sent += len(done)
@@ -175,17 +195,43 @@ class SqsDelivery:
                 break
         return sent
 
-    def _work_entry(self, queues: RemoteQueues, batch: queue.Unpublished) -> dict[str, Any]:
-        """Return a batch's message, signed; a large one points at its body in S3."""
-        body = (
+    def _messages(
+        self, queues: RemoteQueues, batches: list[queue.Unpublished], pack: int
+    ) -> list[tuple[dict[str, Any], list[queue.Unpublished]]]:
+        """Group batches, in order, into at most 10 signed messages of up to ``pack``
+        batches, all of them together within one SendMessageBatch's size limit (a batch too
+        large to share a message goes through S3)."""
+        groups: list[list[tuple[str, queue.Unpublished]]] = []
+        total = 0
+        for batch in batches:
+            text = self._batch_text(queues, batch)
+            size = len(text.encode()) + 2
+            if total + size > MAX_MESSAGE_BYTES:
+                break
+            if not groups or len(groups[-1]) >= pack:
+                if len(groups) == SQS_MAX:
+                    break
+                groups.append([])
+            groups[-1].append((text, batch))
+            total += size
+        messages = []
+        for number, group in enumerate(groups):
+            body = '{"batches": [' + ", ".join(text for text, _ in group) + "]}"
+            entry = {"Id": str(number), **self._signed_message(queues, body)}
+            messages.append((entry, [batch for _, batch in group]))
+        return messages
+
+    def _batch_text(self, queues: RemoteQueues, batch: queue.Unpublished) -> str:
+        """Return a batch as its message carries it; a large one is a pointer to S3."""
+        text = (
             f'{{"batch_id": {batch.batch_id}, "index": {batch.index},'
             f' "attempt": {batch.attempt}, "payload": {batch.payload}}}'
         )
-        if len(body.encode()) > MAX_MESSAGE_BYTES:
-            key = self.names.key(queues.job_id, f"batches/{batch.batch_id}-{batch.attempt}.json")
-            self._put(queues, key, body)
-            body = json.dumps({"s3": key})
-        return {"Id": str(batch.batch_id), **self._signed_message(queues, body)}
+        if len(text.encode()) <= MAX_MESSAGE_BYTES // 2:
+            return text
+        key = self.names.key(queues.job_id, f"batches/{batch.batch_id}-{batch.attempt}.json")
+        self._put(queues, key, text)
+        return json.dumps({"batch_id": batch.batch_id, "attempt": batch.attempt, "s3": key})
 
     def _signed_message(self, queues: RemoteQueues, body: str) -> dict[str, Any]:
         """Return a message's body and its signature under the job's key (an attribute)."""
@@ -194,18 +240,6 @@ class SqsDelivery:
             "MessageBody": body,
             "MessageAttributes": {SIG_ATTRIBUTE: {"DataType": "String", "StringValue": sig}},
         }
-
-    @staticmethod
-    def _packed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Return the first entries whose bodies fit one SendMessageBatch together."""
-        packed: list[dict[str, Any]] = []
-        size = 0
-        for entry in entries:
-            size += len(entry["MessageBody"].encode())
-            if packed and size > MAX_MESSAGE_BYTES:
-                break
-            packed.append(entry)
-        return packed
 
     def _put(self, queues: RemoteQueues, key: str, body: str) -> None:
         """Write an object of the job, signed under its key (object metadata)."""

@@ -30,7 +30,7 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _add_new_columns(engine: Engine) -> None:
-    """Add the columns a newer version gave existing tables (with their defaults).
+    """Add the columns (and indexes) a newer version gave existing tables.
 
     ``create_all`` makes missing tables only; a home made by an older version keeps its
     rows, and each column it lacks is added (new columns have a server default).
@@ -47,6 +47,8 @@ def _add_new_columns(engine: Engine) -> None:
                 conn.exec_driver_sql(
                     f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{clause}"
                 )
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 class Store:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.status import BatchState, JobStatus, WorkerState
@@ -75,6 +75,12 @@ class Batch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_batch_job_idx", "job_id", "idx", unique=True),
         Index("ix_batch_job_state_idx", "job_id", "state", "idx"),
+        # Queue transports: the batches whose message waits on the queue (none elsewhere).
+        Index(
+            "ix_batch_waiting",
+            "job_id",
+            sqlite_where=text("state = 'queued' AND published = 1"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

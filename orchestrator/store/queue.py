@@ -244,12 +244,26 @@ class Unpublished:
 
 def unpublished(conn: Connection, job_id: str, limit: int) -> list[Unpublished]:
     """Return up to ``limit`` of the job's queued batches that need a message, in order."""
+    if limit <= 0:
+        return []
     rows = conn.exec_driver_sql(
         "SELECT id, idx, payload, generation + 1 FROM batch"
         " WHERE job_id = ? AND state = 'queued' AND published = 0 ORDER BY idx LIMIT ?",
         (job_id, limit),
     ).all()
     return [Unpublished(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def waiting_on_the_queue(conn: Connection, job_id: str) -> int:
+    """Return how many of the job's batches have a message no worker has reported yet
+    (through the partial index: as many steps as there are such batches)."""
+    return int(
+        conn.exec_driver_sql(
+            "SELECT count(*) FROM batch INDEXED BY ix_batch_waiting"
+            " WHERE job_id = ? AND state = 'queued' AND published = 1",
+            (job_id,),
+        ).scalar_one()
+    )
 
 
 def mark_published(conn: Connection, batches: list[Unpublished]) -> None:
