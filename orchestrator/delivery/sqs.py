@@ -163,14 +163,20 @@ class SqsDelivery:
     def publish(self, queues: RemoteQueues, job: Job) -> int:
         """Send messages for queued batches that have none (new ones and retries).
 
-        Only ``ahead`` batches wait on the queue at a time, and each message carries
-        about ``PACK_WINDOW_S`` of work at the job's measured pace (one batch until a pace
-        is known; up to ``MAX_PACK``), so short batches cost a fraction of a request each
-        and long ones still spread over every worker. Returns how many batches went out.
+        Each message carries about ``PACK_WINDOW_S`` of work at the job's measured pace
+        (up to ``MAX_PACK`` batches), so short batches cost a fraction of a request each and
+        long ones still spread over every worker. Until a pace is known, only one receive's
+        worth per worker goes out, one batch per message; then at most ``PUBLISH_AHEAD``
+        batches (or 100 per worker) wait on the queue. Returns how many batches went out.
         """
-        pace = job.time_sum / job.succeeded if job.succeeded else None
-        pack = 1 if pace is None else max(1, min(MAX_PACK, int(PACK_WINDOW_S / max(pace, 1e-3))))
-        ahead = max(PUBLISH_AHEAD, job.workers * MAX_PACK * SQS_MAX)
+        with self.ctx.store.read() as conn:
+            succeeded, time_sum = queue.pace_of(conn, queues.job_id)
+        if succeeded:
+            pace = time_sum / succeeded
+            pack = max(1, min(MAX_PACK, int(PACK_WINDOW_S / max(pace, 1e-3))))
+            ahead = max(PUBLISH_AHEAD, job.workers * MAX_PACK * SQS_MAX)
+        else:
+            pack, ahead = 1, job.workers * SQS_MAX
         sent = 0
         while sent < PUBLISH_PER_TICK:
             with self.ctx.store.read() as conn:

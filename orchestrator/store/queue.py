@@ -254,6 +254,14 @@ def unpublished(conn: Connection, job_id: str, limit: int) -> list[Unpublished]:
     return [Unpublished(row[0], row[1], row[2], row[3]) for row in rows]
 
 
+def pace_of(conn: Connection, job_id: str) -> tuple[int, float]:
+    """Return how many of the job's batches succeeded and the seconds they took."""
+    succeeded, time_sum = conn.exec_driver_sql(
+        "SELECT succeeded, time_sum FROM job WHERE job_id = ?", (job_id,)
+    ).one()
+    return int(succeeded), float(time_sum)
+
+
 def waiting_on_the_queue(conn: Connection, job_id: str) -> int:
     """Return how many of the job's batches have a message no worker has reported yet
     (through the partial index: as many steps as there are such batches)."""
