@@ -21,7 +21,7 @@ from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
 from orchestrator.jobs.lifecycle import JobCounts, read_counts, settle
 from orchestrator.status import JobStatus, WorkerState
-from orchestrator.store import job_queries, queue, worker_queries
+from orchestrator.store import job_queries, queue, remote_queries, worker_queries
 from orchestrator.store.models import Job, WorkerRecord
 from runtime.protocol import EndReason, HookState
 
@@ -82,6 +82,9 @@ def _discard_orphans(ctx: Context) -> None:
     with ctx.store.read_session() as session:
         live = worker_queries.live(session)
         backends = job_queries.backends_in_use(session)
+    with ctx.store.read() as conn:
+        if remote_queries.any_opened(conn):  # this home has run aws jobs: sweep there too
+            backends.add("aws")
     for worker in live:
         if not worker.handle:
             message = "its start was cut short by an orchestrator restart"

@@ -56,3 +56,8 @@ def all_urls(conn: Connection) -> set[str]:
     """Return the URL of every queue the store knows (open or closed)."""
     rows = conn.exec_driver_sql("SELECT work_url, events_url FROM remote_queues").all()
     return {str(url) for row in rows for url in row}
+
+
+def any_opened(conn: Connection) -> bool:
+    """Return whether any job of this home ever had queues."""
+    return conn.exec_driver_sql("SELECT 1 FROM remote_queues LIMIT 1").first() is not None
