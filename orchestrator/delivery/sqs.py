@@ -14,7 +14,6 @@ The store stays the only source of status: nothing is read from queue attributes
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 import threading
@@ -24,14 +23,14 @@ from typing import Any
 from orchestrator.aws import HOME_TAG_KEY, AwsError, Clients, Names, error_code, explain
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
-from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.delivery.sqs_drain import QUEUE_GONE, Drain
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job
 from orchestrator.jobs.lifecycle import read_counts
 from orchestrator.status import JobStatus
 from orchestrator.store import queue, remote_queries, worker_queries
 from orchestrator.store.models import Job, RemoteQueues
-from runtime.protocol import MAX_MESSAGE_BYTES, SIG_ATTRIBUTE, EventKind, HookState, sign
+from runtime.protocol import MAX_MESSAGE_BYTES, SIG_ATTRIBUTE, HookState, sign
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +46,10 @@ PACK_WINDOW_S = 1.0
 MAX_PACK = 10
 #: SQS sends, receives and deletes at most this many messages per request.
 SQS_MAX = 10
-#: How long one drain receive waits for events.
-DRAIN_WAIT_S = 1
 #: How often a running job's work queue is checked for existence.
 QUEUE_CHECK_S = 5.0
 #: A queue this young that AWS says does not exist is not yet visible, not deleted.
 NEW_QUEUE_S = 5.0
-#: An event that cannot be recorded yet comes back after this many seconds ...
-RETRY_EVENT_S = 1
-#: ... at most this many times.
-MAX_EVENT_TRIES = 50
-_GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 class SqsDelivery:
@@ -67,7 +59,7 @@ class SqsDelivery:
         self.ctx = ctx
         self.clients: Clients = ctx.aws
         self.names = Names.of(ctx.settings)
-        self._drains: dict[str, _Drain] = {}
+        self._drains: dict[str, Drain] = {}
         self._told: set[str] = set()  # ended jobs whose workers were told to stop
         self._opened: dict[str, float] = {}  # when this process opened each job's queues
         self._checked: dict[str, float] = {}  # when each job's work queue was last seen
@@ -289,7 +281,7 @@ class SqsDelivery:
             drain = self._drains.pop(queues.job_id, None)
         if drain is not None:
             drain.stop()
-        last = _Drain(self, queues)  # what the last workers said before they went
+        last = Drain(self, queues)  # what the last workers said before they went
         with contextlib.suppress(Exception):
             while last.drain_once(0):
                 pass
@@ -298,7 +290,7 @@ class SqsDelivery:
             try:
                 sqs.delete_queue(QueueUrl=url)
             except Exception as e:
-                if error_code(e) not in _GONE:
+                if error_code(e) not in QUEUE_GONE:
                     log.warning("could not delete queue %s: %s", url, e)
                     return
         with self.ctx.store.write() as conn:
@@ -339,7 +331,7 @@ class SqsDelivery:
     def _drain(self, queues: RemoteQueues) -> None:
         with self._lock:
             if queues.job_id not in self._drains:
-                drain = _Drain(self, queues)
+                drain = Drain(self, queues)
                 self._drains[queues.job_id] = drain
                 drain.start()
 
@@ -348,7 +340,7 @@ class SqsDelivery:
         try:
             return getattr(self.clients("sqs"), method)(**kwargs)
         except Exception as e:
-            if error_code(e) in _GONE:
+            if error_code(e) in QUEUE_GONE:
                 self.queue_gone(queues, str(kwargs.get("QueueUrl")))
                 raise AwsError(f"{method}: the queue {kwargs.get('QueueUrl')} is gone") from None
             raise explain(e, f"{method} on the queues of job {queues.job_id}") from None
@@ -369,138 +361,6 @@ class SqsDelivery:
             JobStatus.UNEXPECTED_ERROR,
             f"the job's SQS queue {url} was deleted while the job ran",
         )
-
-
-class _Drain:
-    """One thread that records a job's events as they arrive."""
-
-    def __init__(self, delivery: SqsDelivery, queues: RemoteQueues) -> None:
-        self.delivery, self.queues = delivery, queues
-        self.ctx = delivery.ctx
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"drain-{queues.job_id}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=DRAIN_WAIT_S + 10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.drain_once(DRAIN_WAIT_S)
-            except QueueGone:
-                self.delivery.queue_gone(self.queues, self.queues.events_url)
-                return
-            except Exception as e:
-                log.warning("draining job %s: %s", self.queues.job_id, e)
-                self._stop.wait(1.0)
-
-    def drain_once(self, wait_s: int) -> int:
-        """Receive and record one round of events; return how many were received."""
-        sqs = self.delivery.clients("sqs")
-        try:
-            answer = sqs.receive_message(
-                QueueUrl=self.queues.events_url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=wait_s,
-                AttributeNames=["ApproximateReceiveCount"],
-            )
-        except Exception as e:
-            if error_code(e) in _GONE:
-                raise QueueGone(self.queues.events_url) from None
-            raise
-        messages = answer.get("Messages", [])
-        done = []
-        for message in messages:
-            received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-            if self._record(message["Body"], received):
-                done.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
-            else:  # back soon, not after the whole visibility timeout
-                with contextlib.suppress(Exception):
-                    sqs.change_message_visibility(
-                        QueueUrl=self.queues.events_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=RETRY_EVENT_S,
-                    )
-        if done:
-            try:
-                sqs.delete_message_batch(QueueUrl=self.queues.events_url, Entries=done)
-            except Exception as e:  # they come back, and count once: no harm
-                log.warning("deleting events of job %s: %s", self.queues.job_id, e)
-            self.ctx.wake()
-        return len(messages)
-
-    def _record(self, text: str, received: int) -> bool:
-        """Record one event; return whether its message may be deleted.
-
-        An event that is not genuine (not from a worker of this job, a bad signature) or
-        not valid is logged and dropped. One that names a message not recorded yet, or
-        failed for another reason, comes back, until it has come back ``MAX_EVENT_TRIES``
-        times: then it is dropped, with an error in the log.
-        """
-        job_id = self.queues.job_id
-        try:
-            worker_id, event = self._open(text)
-        except (ValueError, KeyError, TypeError) as e:
-            log.warning("dropped an event of job %s that is not genuine: %s", job_id, e)
-            return True
-        try:
-            self._apply(worker_id, event)
-            return True
-        except (InvalidRequest, NotFound) as e:  # invalid, or of a worker no longer known
-            log.warning("dropped an event of job %s: %s", job_id, e.message)
-            return True
-        except handlers.NotYet:
-            pass
-        except Exception:
-            log.exception("recording an event of job %s failed (try %d)", job_id, received)
-        if received >= MAX_EVENT_TRIES:
-            log.error("dropped an event of job %s after %d tries: %s", job_id, received, text[:500])
-            return True
-        return False
-
-    def _open(self, text: str) -> tuple[str, dict[str, Any]]:
-        """Return the worker and event of a genuine envelope; raise ``ValueError`` otherwise."""
-        envelope = json.loads(text)
-        worker_id = str(envelope["worker_id"])
-        if not worker_id.startswith(f"{self.queues.job_id}-"):
-            raise ValueError(f"worker {worker_id} is not of this job")
-        event_text = envelope.get("event")
-        if event_text is None:
-            key = str(envelope["s3"])
-            if not key.startswith(f"jobs/{self.queues.job_id}/events/{worker_id}-"):
-                raise ValueError(f"the event of worker {worker_id} points outside its folder")
-            answer = self.delivery.clients("s3").get_object(Bucket=self.queues.bucket, Key=key)
-            event_text = answer["Body"].read().decode()
-        secret = self.ctx.credentials.worker_secret(worker_id)
-        if not hmac.compare_digest(sign(secret, str(event_text)), str(envelope.get("sig"))):
-            raise ValueError(f"the signature of worker {worker_id}'s event is wrong")
-        event = json.loads(event_text)
-        if not isinstance(event, dict):
-            raise ValueError("an event must be a JSON object")
-        return worker_id, event
-
-    def _apply(self, worker_id: str, event: dict[str, Any]) -> None:
-        try:
-            kind = EventKind(str(event.get("kind")))
-        except ValueError:
-            raise InvalidRequest(f"kind: unknown event kind {event.get('kind')!r}") from None
-        if kind is EventKind.STATE:
-            handlers.report_state(self.ctx, worker_id, event)
-        elif kind is EventKind.NEXT:
-            handlers.record_remote_next(self.ctx, worker_id, event)
-        else:
-            handlers.record_remote_hook(self.ctx, worker_id, event)
-
-
-class QueueGone(Exception):
-    """A job's queue no longer exists."""
 
 
 def ended_with_open_queues(ctx: Context) -> list[tuple[str, str, int]]:
