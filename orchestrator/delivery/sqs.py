@@ -60,7 +60,7 @@ class SqsDelivery:
         self.clients: Clients = ctx.aws
         self.names = Names.of(ctx.settings)
         self._drains: dict[str, Drain] = {}
-        self._told: set[str] = set()  # ended jobs whose workers were told to stop
+        self._told: dict[str, float] = {}  # ended jobs whose workers were told, and when
         self._opened: dict[str, float] = {}  # when this process opened each job's queues
         self._checked: dict[str, float] = {}  # when each job's work queue was last seen
         self._lock = threading.Lock()
@@ -90,28 +90,29 @@ class SqsDelivery:
     def finish(self, job_id: str, status: str, live_workers: int) -> None:
         """Tell an ended job's workers to stop; delete its queues once none is live.
 
-        Workers exit on their own once ``control.json`` says the job ended; one that has
-        not after ``stop_grace_s`` + ``aws_event_grace_s`` (a predictor stuck on a batch)
-        is terminated, so nothing runs, and costs, after its job.
+        Workers exit on their own once ``control.json`` says the job ended; one still live
+        ``stop_grace_s`` + ``aws_event_grace_s`` later (a predictor stuck on a batch) is
+        terminated, again on every tick until it has ended, so nothing runs, and costs,
+        after its job.
         """
         with self.ctx.store.read() as conn:
             queues = remote_queries.get(conn, job_id)
         if queues is None or queues.closed:
             return
+        now = time.monotonic()
         if job_id not in self._told:
             self.write_control(queues, status)
-            settings = self.ctx.settings
+            self._told[job_id] = now
+        if not live_workers:
+            self.close(queues)
+            self._told.pop(job_id, None)
+            return
+        self._drain(queues)  # their last acks and reports still count
+        settings = self.ctx.settings
+        if now - self._told[job_id] > settings.stop_grace_s + settings.aws_event_grace_s:
             for worker in worker_records.live_workers(self.ctx, job_id):
                 if worker.handle:
-                    self.ctx.backend(worker.handle["backend"]).stop_worker(
-                        worker.handle, settings.stop_grace_s + settings.aws_event_grace_s
-                    )
-            self._told.add(job_id)
-        if live_workers:
-            self._drain(queues)  # their last acks and reports still count
-            return
-        self.close(queues)
-        self._told.discard(job_id)
+                    self.ctx.backend(worker.handle["backend"]).stop_worker(worker.handle, 0.0)
 
     # --- steps -------------------------------------------------------------------------
 
