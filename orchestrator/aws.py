@@ -144,7 +144,7 @@ class Clients:
             config = botocore.config.Config(retries=_RETRIES, max_pool_connections=32)
             return self._session.client(service, config=config)
         except botocore.exceptions.BotoCoreError as e:
-            raise explain(e, f"an AWS {service} client") from None
+            raise explain(e, f"making the AWS {service} client") from None
 
     @property
     def region(self) -> str:
@@ -187,8 +187,9 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return InvalidRequest(
             f"{doing}: no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and"
-            " AWS_SECRET_ACCESS_KEY) in the orchestrator's environment, or run it where an"
-            " instance role applies"
+            " AWS_SECRET_ACCESS_KEY) in the orchestrator's environment (export them, then"
+            " restart it: cortex-tui down, cortex-tui up), or run it where an instance role"
+            " applies"
         )
     if isinstance(error, bx.ProfileNotFound):
         return InvalidRequest(f"{doing}: {error}: check AWS_PROFILE and ~/.aws/config")

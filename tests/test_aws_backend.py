@@ -9,6 +9,9 @@ AWS answers moto cannot give (stubbed clients, recorded responses).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 
 import motokit
 import pytest
-from conftest import SAMPLES, Server, items_job
+from conftest import ROOT, SAMPLES, Server, items_job
 
 #: Fields that differ between backends by nature: which backend, when, the queue, and
 #: which workers were still on their way out at the moment the job ended (compared once
@@ -150,6 +153,27 @@ def test_a_queue_deleted_under_a_running_job_ends_it_naming_the_queue(
     assert status["status"] == "status_unexpected_error", status
     assert "was deleted while the job ran" in status["message"]
     server.wait_workers_gone(testbench, job_id, timeout=60)
+
+
+def test_teardown_force_under_a_running_job_ends_it_and_its_workers(
+    server: Server, testbench: str
+) -> None:
+    job = server.submit(
+        testbench, items_job(list(range(100)), batch_size=1, config={"sleep_s": 0.2})
+    )
+    job_id = job["job_id"]
+    server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 3, timeout=90)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cortex_tui", "aws", "teardown", "--force"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, **server.env, "CORTEX_TUI_HOME": str(server.home)},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = server.wait_workers_gone(testbench, job_id, timeout=60)
+    assert status["status"] == "status_unexpected_error", status
+    assert "was deleted while the job ran" in status["message"]
 
 
 # --- what the user must fix: 400s that say what, never a 500 ------------------------------

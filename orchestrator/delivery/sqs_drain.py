@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.aws import error_code
 from orchestrator.delivery import handlers
 from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.store import job_queries
 from orchestrator.store.models import RemoteQueues
 from runtime.protocol import EventKind, sign
 
@@ -153,6 +154,9 @@ class Drain:
         return worker_id, event
 
     def _apply(self, worker_id: str, event: dict[str, Any]) -> None:
+        with self.ctx.store.read() as conn:
+            if job_queries.status_of(conn, self.queues.job_id) is None:
+                raise NotFound(f"job {self.queues.job_id} was deleted with its API")
         try:
             kind = EventKind(str(event.get("kind")))
         except ValueError:

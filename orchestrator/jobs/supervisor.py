@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -123,13 +124,30 @@ def tick(ctx: Context) -> None:
 
 def _isolated(what: str, step: Callable[..., object], *args: Any) -> None:
     """Run one job's (or worker's) step; a failure (AWS unreachable, say) is logged and
-    tried again next tick, without holding up the others."""
+    tried again next tick, without holding up the others. The same failure is logged once
+    a minute, not on every tick."""
     try:
         step(*args)
     except OrchestratorError as e:
-        log.warning("%s: %s (trying again next tick)", what, e.message)
-    except Exception:
-        log.exception("%s failed (trying again next tick)", what)
+        if _first_in_a_while(f"{what}: {e.message}"):
+            log.warning("%s: %s (trying again every tick)", what, e.message)
+    except Exception as e:
+        if _first_in_a_while(f"{what}: {e!r}"):
+            log.exception("%s failed (trying again every tick)", what)
+
+
+_LOGGED: dict[str, float] = {}
+
+
+def _first_in_a_while(message: str, every_s: float = 60.0) -> bool:
+    """Return whether ``message`` was not logged in the last ``every_s`` seconds."""
+    now = time.monotonic()
+    if now - _LOGGED.get(message, -every_s) < every_s:
+        return False
+    _LOGGED[message] = now
+    if len(_LOGGED) > 1000:
+        _LOGGED.clear()
+    return True
 
 
 def reconcile(ctx: Context, job: Job) -> None:

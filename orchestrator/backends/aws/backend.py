@@ -94,8 +94,8 @@ class AwsBackend(Backend):
         if gpu and self._fargate(queues[0]):
             raise InvalidRequest(
                 f"compute.gpu: {gpu}: the job queue {self.names.job_queue} runs on Fargate,"
-                " which has no GPUs: run `cortex-tui aws setup --gpu` (EC2 GPU instances) or"
-                " set compute.gpu: 0"
+                " which has no GPUs: for EC2 GPU instances run `cortex-tui aws teardown`, then"
+                " `cortex-tui aws setup --gpu`; or set compute.gpu: 0"
             )
 
     def _fargate(self, queue: dict[str, Any]) -> bool:
@@ -264,7 +264,9 @@ class AwsBackend(Backend):
                 for summary in page.get("jobSummaryList", []):
                     found[summary["jobId"]] = summary
         except Exception as e:
-            raise explain(e, "listing the job's AWS Batch jobs") from None
+            if "does not exist" not in str(e):
+                raise explain(e, "listing the job's AWS Batch jobs") from None
+            # The job queue is gone (aws teardown --force): each worker is described alone.
         with self._lock:
             self._listing[job_id] = (time.monotonic(), found)
         return found
@@ -273,6 +275,8 @@ class AwsBackend(Backend):
         try:
             jobs = self.clients("batch").describe_jobs(jobs=[batch_job_id])["jobs"]
         except Exception as e:
+            if "does not exist" in str(e):
+                return None  # its queue went with it: the worker is gone
             raise explain(e, "describing an AWS Batch job") from None
         return jobs[0] if jobs else None
 

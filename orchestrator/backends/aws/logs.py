@@ -30,6 +30,7 @@ class LogCopier:
         self._followed: dict[str, dict[str, Any]] = {}  # batch job id -> handle
         self._streams: dict[str, tuple[str, str]] = {}  # batch job id -> (group, stream)
         self._finishing: set[str] = set()
+        self._copying: dict[str, threading.Lock] = {}  # batch job id -> its copy's lock
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,7 +70,13 @@ class LogCopier:
                     log.debug("copying the log of %s: %s", job, e)
 
     def _copy(self, job: str, handle: dict[str, Any]) -> None:
-        """Append the stream's new events to the worker's log file."""
+        """Append the stream's new events to the worker's log file (one copier at a time)."""
+        with self._lock:
+            lock = self._copying.setdefault(job, threading.Lock())
+        with lock:
+            self._copy_new(job, handle)
+
+    def _copy_new(self, job: str, handle: dict[str, Any]) -> None:
         where = self._stream(job)
         if where is None:
             return
