@@ -306,8 +306,11 @@ class SqsDelivery:
         prefix = f"{self.names.prefix}-"
         removed = []
         try:
+            # SQS pages its answer (NextToken) only when MaxResults is given.
             pages = (
-                self.clients("sqs").get_paginator("list_queues").paginate(QueueNamePrefix=prefix)
+                self.clients("sqs")
+                .get_paginator("list_queues")
+                .paginate(QueueNamePrefix=prefix, MaxResults=1000)
             )
             urls = [url for page in pages for url in page.get("QueueUrls", [])]
         except Exception as e:
