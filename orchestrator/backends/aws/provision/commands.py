@@ -64,7 +64,9 @@ class Activity:
                          if j["jobName"].startswith(prefix)]  # fmt: skip
         urls = [
             url
-            for page in sqs.get_paginator("list_queues").paginate(QueueNamePrefix=prefix)
+            for page in sqs.get_paginator("list_queues").paginate(
+                QueueNamePrefix=prefix, MaxResults=1000
+            )
             for url in page.get("QueueUrls", [])
         ]
         return cls(jobs, urls)
