@@ -364,3 +364,56 @@ def test_up_starts_the_embedded_server_with_settings(tmp_path: Path) -> None:
         assert "already running, so --set changed nothing" in again.stderr
     finally:
         cortex_tui("down")
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("deploy", "."), "deploy"),
+        (("submit", "api", "--items", "items.json"), "submit"),
+        (("delete", "api"), "delete"),
+        (("delete", "api", "1a2b"), "delete"),
+        (("aws", "setup"), "aws setup"),
+        (("aws", "teardown", "--force"), "aws teardown"),
+    ],
+)
+def test_readonly_refuses_every_change_in_one_line_before_any_request(
+    cli: Cli, args: tuple[str, ...], command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORTEX_TUI_SERVER", "http://127.0.0.1:9")  # nothing may be asked
+
+    refused = cli("--readonly", *args)
+
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err == (
+        f"error: --readonly: `cortex-tui {command}` would change what the orchestrator runs;"
+        " run it without --readonly\n"
+    )
+
+
+def test_readonly_still_reads_and_dry_runs(tui: Cli, tmp_path: Path) -> None:
+    tui("deploy", str(SAMPLES / "testbench"))
+    items = write_items(tmp_path / "items.json", [1, 2])
+
+    assert tui("--readonly", "get").code == 0
+    dry = tui("--readonly", "submit", "testbench", "--items", str(items), "--dry-run")
+    assert dry.code == 0, dry.err
+
+
+def test_version_says_the_installed_version(cli: Cli) -> None:
+    shown = cli("--version")
+
+    assert shown.code == 0
+    assert re.fullmatch(r"cortex-tui \d+\.\d+\.\d+\n", shown.out)
+
+
+def test_deploy_takes_the_cortex_yaml_itself(tui: Cli, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SAMPLES / "testbench", project)
+
+    deployed = tui("deploy", str(project / "cortex.yaml"))
+    both = tui("deploy", str(project / "cortex.yaml"), "--config-file", "other.yaml")
+
+    assert (deployed.code, deployed.out) == (0, "created testbench\n")
+    assert both.code == 1
+    assert "not both" in both.err

@@ -1,4 +1,5 @@
-"""``cortex-tui deploy [DIR]``: deploy (or update) the APIs of a project directory."""
+"""``cortex-tui deploy [PATH]``: deploy (or update) the APIs of a project directory, or of
+a ``cortex.yaml`` file given by its path (Cortex's habit)."""
 
 from __future__ import annotations
 
@@ -32,23 +33,41 @@ def add_parser(
         "project_dir",
         nargs="?",
         default=".",
-        metavar="DIR",
-        help="the project directory (default: the current one)",
+        metavar="PATH",
+        help="the project directory, or its cortex.yaml (default: the current directory)",
     )
     parser.add_argument(
         "--config-file",
-        default="cortex.yaml",
-        help="the configuration file in DIR (default: cortex.yaml)",
+        default=None,
+        help="the configuration file in the directory (default: cortex.yaml)",
     )
     add_output_option(parser)
     parser.set_defaults(func=run)
 
 
+def project_and_config(path: Path, config_file: str | None) -> tuple[Path, str]:
+    """Return the project directory and config file a deploy ``PATH`` names.
+
+    A file is the configuration itself (its folder is the project); a directory holds
+    ``--config-file`` (default ``cortex.yaml``).
+
+    Raises:
+        CortexTuiError: A file was given together with ``--config-file``.
+    """
+    if path.is_file():
+        if config_file is not None:
+            raise CortexTuiError(
+                f"{path} is a file: give either a configuration file or --config-file, not both"
+            )
+        return path.resolve().parent, path.name
+    return path.resolve(), config_file or "cortex.yaml"
+
+
 def run(args: argparse.Namespace) -> int:
     """Deploy and print one line per API."""
-    project = Path(args.project_dir).resolve()
+    project, config_file = project_and_config(Path(args.project_dir), args.config_file)
     with connect(args) as client, Spinner(f"deploying {args.project_dir}") as spinner:
-        response = _deploy_showing_builds(client, spinner, project, args.config_file)
+        response = _deploy_showing_builds(client, spinner, project, config_file)
     if args.output == "json":
         print_json(response)
         return 0

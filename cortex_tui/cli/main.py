@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from typing import NoReturn
@@ -65,6 +66,9 @@ def build_parser() -> Parser:
         " command, the terminal UI opens.",
     )
     parser.add_argument("--server", metavar="URL", help=_SERVER_HELP)
+    parser.add_argument(
+        "--version", action="version", version=f"cortex-tui {_version()}", help="say the version"
+    )
     tui.add_options(parser)
     # Accept --server after the command too; SUPPRESS keeps the top-level value otherwise.
     common = argparse.ArgumentParser(add_help=False)
@@ -82,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed
         return e.code if isinstance(e.code, int) else 0
+    if getattr(args, "readonly", False) and (what := _changes(args)):
+        print(
+            f"error: --readonly: `cortex-tui {what}` would change what the orchestrator runs;"
+            " run it without --readonly",
+            file=sys.stderr,
+        )
+        return 1
     try:
         status: int = tui.run(args) if args.command is None else args.func(args)
     except CortexTuiError as e:
@@ -95,6 +106,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     return status
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("cortex-tui")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown (not installed)"
+
+
+def _changes(args: argparse.Namespace) -> str | None:
+    """Return the command line of a command that changes state (deploys, jobs, AWS), else None."""
+    if args.command in ("deploy", "delete"):
+        return str(args.command)
+    if args.command == "submit" and not args.dry_run:
+        return "submit"
+    if args.command == "aws" and args.aws_command in ("setup", "teardown"):
+        return f"aws {args.aws_command}"
+    return None
 
 
 def _token_hint(error: CortexTuiError) -> str:

@@ -35,7 +35,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--readonly",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="refuse every destructive action (stopping jobs, deleting APIs)",
+        help="refuse every change: in the terminal UI, stopping jobs and deleting APIs; on"
+        " the command line, deploy, submit, delete, aws setup and teardown",
     )
     parser.add_argument(
         "--refresh",
