@@ -32,6 +32,8 @@ class Settings:
     tick_s: float = 0.5
     # Stop: SIGTERM, then SIGKILL after this grace period.
     stop_grace_s: float = 10.0
+    # How long a worker waits for an orchestrator that does not answer before it exits.
+    orchestrator_wait_s: float = 600.0
     # Workers stuck in pending longer than this count as stalled.
     stalled_after_s: float = 600.0
     # Default retries for a batch whose predict raises, when the job does not say.

@@ -19,6 +19,9 @@ WORKER_SECRET_ENV = "CORTEX_WORKER_SECRET"
 SERVER_UID_ENV = "CORTEX_SERVER_UID"
 #: The environment variable an HTTPS orchestrator's certificate (PEM) is handed over in.
 SERVER_CERT_ENV = "CORTEX_SERVER_CERT"
+#: The environment variable telling a worker how long to wait for an orchestrator that does
+#: not answer before it gives up and exits (seconds).
+ORCHESTRATOR_WAIT_ENV = "CORTEX_ORCHESTRATOR_WAIT_S"
 #: The environment variable a queue-transport worker finds its job's key in: what the
 #: orchestrator writes for the job (work messages, spec, control) is signed with it.
 JOB_KEY_ENV = "CORTEX_JOB_KEY"

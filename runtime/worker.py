@@ -13,10 +13,10 @@ from types import FrameType
 from typing import Any
 
 from runtime.batch_loop import BatchLoop
-from runtime.errors import WorkerError
+from runtime.errors import OrchestratorUnreachable, WorkerError
 from runtime.heartbeat import Heartbeat
 from runtime.loader import call_by_name, construct, load_predictor_class
-from runtime.protocol import SERVER_CERT_ENV, EndReason, Report
+from runtime.protocol import ORCHESTRATOR_WAIT_ENV, SERVER_CERT_ENV, EndReason, Report
 from runtime.tagging import TaggedWriter
 from runtime.trace import Trace
 from runtime.transport import Json, Transport, open_transport
@@ -40,7 +40,8 @@ class Worker:
         self.project_dir = project_dir
         self._description, self._secret = transport, secret
         self._server_cert = os.environ.get(SERVER_CERT_ENV) or None
-        self.transport: Transport = self._open(600.0)
+        self.wait_s = _wait_s()
+        self.transport: Transport = self._open(self.wait_s)
         self.batch_index: int | None = None
         self.stopping = False
         self.trace = Trace(worker_id)
@@ -120,6 +121,8 @@ class Worker:
         self.transport.report_hook(error)
 
     def _report_failure(self, error: WorkerError) -> None:
+        if isinstance(error, OrchestratorUnreachable):
+            return  # nobody to tell: its log says why, and it exits now rather than wait again
         with contextlib.suppress(WorkerError):
             self.transport.report(Report.FAILED, error.reason, str(error).split("\n")[0])
 
@@ -133,3 +136,11 @@ class Worker:
             raise SystemExit(EXIT_FAILED)
         self.stopping = True
         print(f"received signal {signum}: finishing the current batch, then exiting")
+
+
+def _wait_s() -> float:
+    """Return how long to wait for an orchestrator that does not answer (default 600 s)."""
+    try:
+        return max(1.0, float(os.environ.get(ORCHESTRATOR_WAIT_ENV, "600")))
+    except ValueError:
+        return 600.0

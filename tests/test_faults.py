@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST, Server, make_project
+from conftest import FAST, SAMPLES, Server, make_project
 
 ACTIVE = ("status_enqueuing", "status_running")
 
@@ -443,3 +443,30 @@ def test_a_running_job_keeps_its_api_version_across_a_redeploy(
     new_job = server.submit("versioned", {"item_list": {"items": [1], "batch_size": 1}})["job_id"]
     server.wait("versioned", new_job)
     assert [r["result"] for r in server.results("versioned", new_job)] == ["v2"]
+
+
+def test_a_worker_whose_orchestrator_stays_gone_exits_after_orchestrator_wait_s(
+    tmp_path: Path,
+) -> None:
+    srv = Server(tmp_path / "home", orchestrator_wait_s="2")
+    srv.home.mkdir()
+    srv.start()
+    try:
+        srv.deploy(SAMPLES / "testbench")
+        job = srv.submit(
+            "testbench",
+            {"item_list": {"items": list(range(100)), "batch_size": 1}, "config": {"sleep_s": 0.3}},
+        )
+        srv.wait_for("testbench", job["job_id"], lambda s: s["worker_stats"]["running"] == 1)
+        [worker] = srv.workers("testbench", job["job_id"])
+
+        srv.kill()  # and never started again
+        deadline = time.monotonic() + 20  # 2 s of waiting, a batch, and the calls in flight
+        while _running(_pid(worker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        assert not _running(_pid(worker)), "the worker should have given up and exited"
+        log = (srv.home / "logs" / job["job_id"] / f"{worker['worker']}.log").read_text()
+        assert "worker failed: the orchestrator did not answer" in log
+    finally:
+        assert srv.cleanup() == []

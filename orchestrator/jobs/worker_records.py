@@ -18,6 +18,7 @@ from orchestrator.store import job_queries, queue, remote_queries, worker_querie
 from orchestrator.store.models import WorkerRecord
 from runtime.protocol import (
     JOB_KEY_ENV,
+    ORCHESTRATOR_WAIT_ENV,
     SERVER_CERT_ENV,
     SERVER_UID_ENV,
     WORKER_SECRET_ENV,
@@ -52,6 +53,7 @@ def launch(ctx: Context, job_id: str, slot: int) -> str:
             **{k: str(v) for k, v in (job.api_spec["predictor"].get("env") or {}).items()},
             WORKER_SECRET_ENV: ctx.credentials.worker_secret(worker_id),
             SERVER_UID_ENV: str(os.getuid()),
+            ORCHESTRATOR_WAIT_ENV: f"{ctx.settings.orchestrator_wait_s:g}",
             "CORTEX_WORKER_ID": short_name(worker_id),
             "CORTEX_JOB_ID": job_id,
             "CORTEX_API_NAME": job.api_name,
