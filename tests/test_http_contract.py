@@ -172,3 +172,28 @@ def test_logs_of_an_unknown_worker_are_a_404_naming_the_known_ones(
         f"/_cortex/apis/testbench/jobs/{job['job_id']}/logs", params={"worker": "w0"}
     )
     assert r.status_code == 200 and "[w0]" in r.text and "[orchestrator]" not in r.text
+
+
+def test_a_unique_prefix_or_latest_names_a_job_and_an_ambiguous_one_lists_them(
+    server: Server, testbench: str
+) -> None:
+    body = {"item_list": {"items": [1], "batch_size": 1}}
+    first, second = (server.submit(testbench, body)["job_id"] for _ in range(2))
+    shared = next(i for i in range(16) if first[i] != second[i])  # ids start with the time
+    server.wait(testbench, second)
+
+    by_prefix = server.http.get(f"/{testbench}/{second[: shared + 1]}")
+    latest = server.http.get(f"/{testbench}/latest")
+    logs = server.http.get(f"/_cortex/apis/{testbench}/jobs/{first[: shared + 1]}/results")
+    ambiguous = server.http.get(f"/{testbench}/{first[:shared]}")
+    unknown = server.http.get(f"/{testbench}/fff")
+
+    assert by_prefix.status_code == 200
+    assert by_prefix.json()["job_status"]["job_id"] == second
+    assert latest.json()["job_status"]["job_id"] == second
+    assert logs.status_code == 200
+    assert ambiguous.status_code == 400
+    error = ambiguous.json()["error"]
+    assert f'job id "{first[:shared]}" of api "{testbench}" is ambiguous' in error
+    assert first in error and second in error
+    assert unknown.status_code == 404

@@ -94,7 +94,7 @@ def job_logs(
     worker: str | None = None,
 ) -> StreamingResponse:
     """Stream the job's logs, all workers interleaved; ``follow`` until the job ends."""
-    control.get_job(ctx, api_name, job_id)
+    job_id = control.get_job(ctx, api_name, job_id).job_id
     log_dir = ctx.job_log_dir(job_id)
     if worker is not None and not follow:  # a follower may wait for a worker still to come
         names = {short_name(w.worker_id) for w in _workers(ctx, job_id)} | {"orchestrator"}
@@ -119,7 +119,7 @@ def job_logs(
 )
 def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
     """Stream the job's results as JSON lines, in item order."""
-    control.get_job(ctx, api_name, job_id)
+    job_id = control.get_job(ctx, api_name, job_id).job_id
     return StreamingResponse(results.iter_results(ctx, job_id), media_type="application/x-ndjson")
 
 
@@ -128,14 +128,14 @@ def job_failed(
     api_name: str, job_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1)] = 1000
 ) -> dict[str, Any]:
     """Return the job's failed-batch ledger."""
-    control.get_job(ctx, api_name, job_id)
+    job_id = control.get_job(ctx, api_name, job_id).job_id
     return {"job_id": job_id, "failed_batches": results.failed_batches(ctx, job_id, limit)}
 
 
 @router.get("/apis/{api_name}/jobs/{job_id}/workers")
 def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
     """Return each worker of the job: state, how it ended, and its backend handle."""
-    control.get_job(ctx, api_name, job_id)
+    job_id = control.get_job(ctx, api_name, job_id).job_id
     rows = _workers(ctx, job_id)
     return {
         "workers": [

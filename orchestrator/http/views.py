@@ -75,8 +75,11 @@ def job_status_response(ctx: Context, api_name: str, job_id: str) -> dict[str, A
     """
     with ctx.store.read() as conn:
         job = job_queries.status_row(conn, api_name, job_id)
+    if job is None:  # a prefix or "latest" (else the NotFound that says which is missing)
+        job_id = get_job(ctx, api_name, job_id).job_id
+        with ctx.store.read() as conn:
+            job = job_queries.status_row(conn, api_name, job_id)
     if job is None:
-        get_job(ctx, api_name, job_id)  # raises the NotFound that says which is missing
         raise NotFound(f'api "{api_name}" has no job "{job_id}"')
     stats = worker_stats_for(ctx, [job_id])
     return {"job_status": job_status(ctx, job, stats[job_id])}

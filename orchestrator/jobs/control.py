@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from orchestrator.context import Context, isoformat
-from orchestrator.errors import Conflict, NotFound, SourceError
+from orchestrator.errors import Conflict, InvalidRequest, NotFound, SourceError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.lifecycle import set_status
 from orchestrator.jobs.options import deep_merge, parse_options
@@ -21,6 +22,8 @@ from orchestrator.store import api_queries, job_queries, queue, remote_queries
 from orchestrator.store.models import Api, Job
 
 ENQUEUE_CHUNK = 2000
+#: An ambiguous job id prefix lists at most this many of the jobs it starts.
+MAX_CANDIDATES = 5
 
 
 def new_job_id(now: float) -> str:
@@ -38,13 +41,33 @@ def get_api(ctx: Context, api_name: str) -> Api:
 
 
 def get_job(ctx: Context, api_name: str, job_id: str) -> Job:
-    """Return a job of an API or raise ``NotFound``."""
+    """Return a job of an API by its id, any unique prefix of it, or ``latest`` (the newest).
+
+    Raises:
+        NotFound: No such API, or no job of it matches.
+        InvalidRequest: The prefix starts more than one job (the message lists them).
+    """
     get_api(ctx, api_name)
     with ctx.store.read_session() as session:
-        job = job_queries.of_api(session, api_name, job_id)
+        job = job_queries.of_api(session, api_name, resolve_job_id(ctx, api_name, job_id))
     if job is None:
         raise NotFound(f'api "{api_name}" has no job "{job_id}"')
     return job
+
+
+def resolve_job_id(ctx: Context, api_name: str, job_id: str) -> str:
+    """Return the full id a job id, unique prefix or ``latest`` names (as given, if none)."""
+    if job_id != "latest" and not re.fullmatch(r"[0-9a-f]{1,15}", job_id):
+        return job_id
+    prefix = "" if job_id == "latest" else job_id
+    with ctx.store.read() as conn:
+        found = job_queries.ids_starting(conn, api_name, prefix, MAX_CANDIDATES + 1)
+    if job_id == "latest" or len(found) <= 1:
+        return found[0] if found else job_id
+    shown = ", ".join(found[:MAX_CANDIDATES]) + (", ..." if len(found) > MAX_CANDIDATES else "")
+    raise InvalidRequest(
+        f'job id "{job_id}" of api "{api_name}" is ambiguous: it starts {shown}; give more of it'
+    )
 
 
 def prepare_submission(
@@ -192,6 +215,7 @@ def fail_job(ctx: Context, job_id: str, status: JobStatus, message: str | None) 
 def stop_job(ctx: Context, api_name: str, job_id: str) -> dict[str, str]:
     """Stop a job: its workers get SIGTERM then SIGKILL; results so far are kept."""
     job = get_job(ctx, api_name, job_id)
+    job_id = job.job_id
     status = JobStatus(job.status)
     if status.is_terminal and status is not JobStatus.STOPPED:
         raise Conflict(f"job {job_id} already ended with {status.value}; there is nothing to stop")

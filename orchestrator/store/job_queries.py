@@ -171,6 +171,17 @@ def of_api(session: Session, api_name: str, job_id: str) -> Job | None:
     return session.exec(select(Job).where(Job.job_id == job_id, Job.api_name == api_name)).first()
 
 
+def ids_starting(conn: Connection, api_name: str, prefix: str, limit: int) -> list[str]:
+    """Return up to ``limit`` ids of the API's jobs that start with ``prefix`` (hex), newest
+    first (ids sort by submission time)."""
+    rows = conn.exec_driver_sql(
+        "SELECT job_id FROM job WHERE job_id >= ? AND job_id < ? AND api_name = ?"
+        " ORDER BY job_id DESC LIMIT ?",
+        (prefix, prefix + "g", api_name, limit),
+    ).all()
+    return [str(row[0]) for row in rows]
+
+
 def newest_of_api(session: Session, api_name: str, limit: int) -> list[Job]:
     """Return an API's jobs, newest first, without their config and API spec."""
     return list(
