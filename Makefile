@@ -3,11 +3,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEMO_STAMP := $(VENV)/.demo-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CHECK_PYTHON := $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cortex-tui needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
 
 .PHONY: demo test check lint fmt clean bench bench-quick
 
+# The demo needs cortex-tui and scikit-learn (its sample API) only; the tests need the rest.
+$(DEMO_STAMP): pyproject.toml
+	@$(CHECK_PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing cortex-tui and the demo's scikit-learn into $(VENV) (first run only; pip's progress follows) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[samples]' \
+		| grep --line-buffered -E '^(Collecting|Successfully installed)' || true
+	@$(BIN)/python -c 'import cortex_tui, sklearn' && rm -f $(VENV)/.demo-* && touch $@
+
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cortex-tui needs Python 3.11 or newer (found " + sys.version.split()[0] + ")")'
+	@$(CHECK_PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing cortex-tui and its dependencies into $(VENV) (first run only) ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -15,7 +27,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## demo: deploy the iris classifier on the embedded orchestrator and run a real job
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/cortex-tui deploy sample_apis/iris-classifier
 	$(BIN)/cortex-tui submit iris-classifier --items sample_apis/iris-classifier/sample.json \
 		--batch-size 5 --workers 2 --wait
