@@ -417,3 +417,15 @@ def test_deploy_takes_the_cortex_yaml_itself(tui: Cli, tmp_path: Path) -> None:
     assert (deployed.code, deployed.out) == (0, "created testbench\n")
     assert both.code == 1
     assert "not both" in both.err
+
+
+def test_get_watch_ends_with_the_job_and_its_status(tui: Cli, server: Server) -> None:
+    tui("deploy", str(SAMPLES / "testbench"))
+    body = {"item_list": {"items": [1, 2, 3], "batch_size": 1}, "config": {"sleep_s": 0.3}}
+    job_id = server.submit("testbench", body)["job_id"]
+
+    watched = tui("get", "testbench", job_id[:12], "--watch")
+
+    assert watched.code == 0, watched.err
+    assert watched.err.endswith("the job ended: status_succeeded\n")
+    assert "status: succeeded" in watched.out

@@ -29,7 +29,11 @@ def add_parser(
     parser.add_argument("api", nargs="?", help="an API name")
     parser.add_argument("job_id", nargs="?", help="a job id of the API")
     parser.add_argument(
-        "-w", "--watch", action="store_true", help="render again every 2 seconds until Ctrl-C"
+        "-w",
+        "--watch",
+        action="store_true",
+        help="render again every 2 seconds until Ctrl-C (a job's: until it ends; exit 0 only"
+        " if it succeeded)",
     )
     add_output_option(parser)
     parser.set_defaults(func=run)
@@ -39,10 +43,22 @@ def run(args: argparse.Namespace) -> int:
     """Render the view the arguments ask for, once or with ``--watch``."""
     title = hint(args, "get", *(word for word in (args.api, args.job_id) if word))
     with connect(args) as client:
-        return show(_renderer(args, client), args.watch, title)
+        seen: dict[str, str] = {}
+        return show(_renderer(args, client, seen), args.watch, title, lambda: _ended(seen))
 
 
-def _renderer(args: argparse.Namespace, client: CortexClient) -> Callable[[], str]:
+def _ended(seen: dict[str, str]) -> int | None:
+    """Return the exit status once the watched job has ended (0 if it succeeded), else None."""
+    status = seen.get("status")
+    if status is None or status in ("status_enqueuing", "status_running"):
+        return None
+    print(f"the job ended: {status}", file=sys.stderr)
+    return 0 if status == "status_succeeded" else 1
+
+
+def _renderer(
+    args: argparse.Namespace, client: CortexClient, seen: dict[str, str]
+) -> Callable[[], str]:
     color = use_color(sys.stdout)
     as_json = args.output == "json"
 
@@ -59,6 +75,7 @@ def _renderer(args: argparse.Namespace, client: CortexClient) -> Callable[[], st
             jobs = client.list_jobs(args.api)
             return format_json(jobs) if as_json else get_jobs.render(jobs, time.time(), color)
         job = client.get_job(args.api, args.job_id)
+        seen["status"] = str(job.get("job_status", job).get("status", ""))
         if as_json:
             return format_json(job)
         workers = client.workers(args.api, args.job_id)

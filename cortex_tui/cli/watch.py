@@ -13,8 +13,14 @@ WATCH_INTERVAL_S = 2.0
 _CLEAR = "\x1b[H\x1b[2J"
 
 
-def show(render: Callable[[], str], watch: bool, title: str) -> int:
-    """Print ``render()`` once, or every two seconds until Ctrl-C with ``watch``.
+def show(
+    render: Callable[[], str],
+    watch: bool,
+    title: str,
+    ended: Callable[[], int | None] = lambda: None,
+) -> int:
+    """Print ``render()`` once, or every two seconds with ``watch``, until Ctrl-C or until
+    ``ended()`` gives an exit status (a watched job that ended: its last view stays).
 
     The first render's errors propagate (a typo fails at once); later ones are shown in
     place of the view and watching goes on, e.g. while the server restarts.
@@ -33,6 +39,8 @@ def show(render: Callable[[], str], watch: bool, title: str) -> int:
             else:
                 sys.stdout.write(f"{text}\n\n")
             sys.stdout.flush()
+            if (status := ended()) is not None:
+                return status
             time.sleep(WATCH_INTERVAL_S)
             try:
                 text = render()
