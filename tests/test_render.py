@@ -158,7 +158,7 @@ def test_jobs_view_lists_jobs_and_the_endpoint() -> None:
         "JOB ID             STATUS                    PROGRESS   FAILED   START TIME"
         "            DURATION",
         f"1a2b3c4d5e6f7a8b   running                   1/6        0        {start}   1m 5s",
-        f"0000000000000001   completed with failures   5/6        1        {start}   1m 12s",
+        f"0000000000000001   completed with failures   6/6        1        {start}   1m 12s",
         "",
         "endpoint: http://127.0.0.1:7311/iris",
     ]  # fmt: skip
@@ -166,10 +166,15 @@ def test_jobs_view_lists_jobs_and_the_endpoint() -> None:
     assert empty == "no submitted jobs\n\nendpoint: http://x/iris"
 
 
-def test_apis_view_shows_the_latest_job() -> None:
+def test_apis_view_shows_the_latest_job_its_progress_and_last_activity() -> None:
+    ended = job(job_id="0000000000000001", status="status_completed_with_failures",
+                batch_metrics={"succeeded": 5, "failed": 1, "total": 6},
+                end_time="2026-11-27T14:04:17.000000Z")  # fmt: skip
     document = {
         "apis": [
             {"name": "iris", "backend": "process", "running_jobs": 1, "latest_job": job(),
+             "updated_time": T0},
+            {"name": "done", "backend": "process", "running_jobs": 0, "latest_job": ended,
              "updated_time": T0},
             {"name": "idle", "backend": "docker", "running_jobs": 0, "latest_job": None,
              "updated_time": T0},
@@ -178,10 +183,14 @@ def test_apis_view_shows_the_latest_job() -> None:
 
     lines = get_apis.render(document, EPOCH0 + 300, False, suggest).splitlines()
 
+    # Progress is finished (succeeded + failed) over total, as in the terminal UI; the last
+    # update is the latest job's last activity (now while it runs), else the deploy.
     assert [line.split() for line in lines[1:]] == [
-        ["iris", "process", "1", "1a2b3c4d5e6f7a8b", "running", "1/6", "5m", "ago"],
+        ["iris", "process", "1", "1a2b3c4d5e6f7a8b", "running", "1/6", "now"],
+        ["done", "process", "0", "0000000000000001", "completed", "with", "failures",
+         "6/6", "(1", "failed)", "3m", "ago"],
         ["idle", "docker", "0", "-", "-", "-", "5m", "ago"],
-    ]
+    ]  # fmt: skip
     assert get_apis.render({"apis": []}, EPOCH0, False, suggest) == (
         "no apis are deployed (deploy one with: cortex-tui deploy DIR)"
     )

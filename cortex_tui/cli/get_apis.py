@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cortex_tui.cli.render import Paint, format_table, paint_status, progress, short_status
-from cortex_tui.cli.timefmt import format_age
+from cortex_tui.cli.timefmt import last_update
 
 HEADERS = (
     "name",
@@ -44,8 +44,8 @@ def render(document: dict[str, Any], now: float, color: bool, suggest: Callable[
                 str(api.get("running_jobs", 0)),
                 job.get("job_id") or "-",
                 short_status(status),
-                progress(metrics.get("succeeded", 0), metrics.get("total", 0)) if job else "-",
-                format_age(api.get("updated_time"), now),
+                progress(metrics) if job else "-",
+                last_update(api, now),
             ]
         )
         paint.append(

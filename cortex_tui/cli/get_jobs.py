@@ -31,7 +31,7 @@ def render(document: dict[str, Any], now: float, color: bool) -> str:
             [
                 job["job_id"],
                 short_status(job.get("status")),
-                progress(metrics.get("succeeded", 0), metrics.get("total", 0)),
+                progress(metrics, show_failed=False),  # the next column says it
                 str(metrics.get("failed", 0)),
                 local_time(start),
                 format_duration(job_duration(start, job.get("end_time"), now)),

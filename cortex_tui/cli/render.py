@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 Paint = Callable[[str], str]
 
@@ -62,9 +62,12 @@ def paint_status(status: str | None, enabled: bool) -> Paint:
     return lambda text: colored(text, color, enabled)
 
 
-def progress(succeeded: int, total: int) -> str:
-    """Return ``succeeded/total``."""
-    return f"{succeeded}/{total}"
+def progress(metrics: dict[str, Any], show_failed: bool = True) -> str:
+    """Return a job's finished batches over its total (``finished = succeeded + failed``, as
+    everywhere), with how many failed unless a column says it already."""
+    succeeded, failed = int(metrics.get("succeeded") or 0), int(metrics.get("failed") or 0)
+    text = f"{succeeded + failed}/{int(metrics.get('total') or 0)}"
+    return f"{text} ({failed} failed)" if failed and show_failed else text
 
 
 def progress_bar(done: int, total: int, width: int = 10) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 
 def parse_time(value: str | None) -> float | None:
@@ -71,3 +72,12 @@ def job_duration(start: str | None, end: str | None, now: float) -> float | None
         return None
     ended = parse_time(end)
     return (now if ended is None else ended) - started
+
+
+def last_update(api: dict[str, Any], now: float) -> str:
+    """Return when an API last did something: ``now`` while its latest job runs, else when
+    that job ended, else when the API was deployed."""
+    job = api.get("latest_job") or {}
+    if job.get("status") in ("status_enqueuing", "status_running"):
+        return "now"
+    return format_age(job.get("end_time") or api.get("updated_time"), now)

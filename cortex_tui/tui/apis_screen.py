@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from cortex_tui.cli.timefmt import format_age
+from cortex_tui.cli.timefmt import last_update
 from cortex_tui.client import CortexClient, Json
 from cortex_tui.tui.cells import progress_cell, status_text
 from cortex_tui.tui.confirm_screen import ConfirmScreen
@@ -158,5 +158,5 @@ def _cells(api: Json, now: float) -> tuple[str | Text, ...]:
         job.get("job_id") or "-",
         status_text(job.get("status")) if job else Text("-", style="dim"),
         progress_cell(job, 16) if job else Text("-", style="dim"),
-        format_age(api.get("updated_time"), now),
+        last_update(api, now),
     )
