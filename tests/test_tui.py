@@ -231,3 +231,30 @@ async def test_server_down_shows_banner_and_reconnects(server: Server, testbench
         await pilot.press("down", "up")  # still responsive
         server.start()
         await until(pilot, lambda: not banner.has_class("-shown"))
+
+
+@pytest.mark.slow
+@run_async
+async def test_after_a_submit_from_the_jobs_list_the_new_job_is_selected(
+    server: Server, testbench: str, tmp_path: Path
+) -> None:
+    old = server.submit(testbench, {"item_list": {"items": [1], "batch_size": 1}})["job_id"]
+    server.wait(testbench, old)
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([1, 2]))
+    app = make_app(server)
+    async with running(app) as pilot:
+        await until(pilot, lambda: table_keys(app) != [])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen) and table_keys(app) == [old])
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
+        await pilot.press(*str(items))
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen))
+        new = app.screen.job_id  # type: ignore[attr-defined]
+
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen) and new in table_keys(app))
+
+        assert app.screen.query_one(KeyedTable).selected_key == new

@@ -17,6 +17,8 @@ from cortex_tui.tui.apis_screen import ApisScreen
 from cortex_tui.tui.deploy_screen import DeployScreen
 from cortex_tui.tui.help_screen import HelpScreen, view_bindings
 from cortex_tui.tui.job_screen import JobScreen
+from cortex_tui.tui.jobs_screen import JobsScreen
+from cortex_tui.tui.keyed_table import KeyedTable
 from cortex_tui.tui.submit_screen import SubmitScreen
 
 DEFAULT_REFRESH_S = 2.0
@@ -93,6 +95,8 @@ class CortexApp(App[None]):
         def submitted(job_id: str | None) -> None:
             if job_id:
                 self.notify(f"submitted job {job_id} to {api}")
+                if isinstance(self.screen, JobsScreen):  # back there, the new job is selected
+                    self.screen.query_one(KeyedTable).select(job_id)
                 self.push_screen(JobScreen(api, job_id))
 
         self.push_screen(SubmitScreen(api), submitted)

@@ -25,6 +25,7 @@ class KeyedTable(DataTable[Cell]):
         self._columns = list(columns)
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._wanted: str | None = None  # a key to select as soon as its row arrives
 
     def on_mount(self) -> None:
         for key, label in self._columns:
@@ -40,6 +41,13 @@ class KeyedTable(DataTable[Cell]):
         except CellDoesNotExist:
             return None
         return row_key.value
+
+    def select(self, key: str) -> None:
+        """Put the cursor on ``key``'s row, now or as soon as a refresh brings it."""
+        if key in self._cells:
+            self.move_cursor(row=self._keys.index(key), animate=False)
+        else:
+            self._wanted = key
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Show ``rows`` in this order, touching only what changed."""
@@ -67,6 +75,8 @@ class KeyedTable(DataTable[Cell]):
         self._cells = dict(rows)
         for key, cells in rows:
             self.add_row(*cells, key=key)
+        if self._wanted in self._cells:
+            selected, self._wanted = self._wanted, None
         if selected in self._cells:
             self.move_cursor(row=self._keys.index(selected), animate=False)
 
