@@ -429,3 +429,23 @@ def test_get_watch_ends_with_the_job_and_its_status(tui: Cli, server: Server) ->
     assert watched.code == 0, watched.err
     assert watched.err.endswith("the job ended: status_succeeded\n")
     assert "status: succeeded" in watched.out
+
+
+def test_submit_wait_after_a_worker_error_points_at_the_logs(
+    tui: Cli, server: Server, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "predictor.py").write_text("import not_a_module\n")
+    (broken / "cortex.yaml").write_text(
+        "- name: broken\n  kind: BatchAPI\n  predictor:\n    type: python\n    path: predictor.py\n"
+    )
+    tui("deploy", str(broken))
+    items = write_items(tmp_path / "items.json", [1])
+
+    waited = tui("submit", "broken", "--items", str(items), "--wait")
+
+    assert waited.code == 1
+    job = job_id_of(waited.out)
+    assert f"\nlogs: cortex-tui --server {server.url} logs broken {job}\n" in waited.out
+    assert "results:" not in waited.out

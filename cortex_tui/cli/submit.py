@@ -166,6 +166,10 @@ def _report(
         print(f"job status: curl {AUTH_HEADER} {client.base_url}/{args.api}/{job_id}")
 
 
+#: Endings whose cause the workers' logs tell, rather than the results.
+_LOOK_AT_LOGS = ("status_worker_error", "status_worker_oom", "status_unexpected_error")
+
+
 def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: bool) -> int:
     try:
         status = wait_for_job(client, args.api, job_id)
@@ -182,7 +186,10 @@ def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: 
         print(outcome_text(status))
         if (status.get("batch_metrics") or {}).get("failed"):
             print(f"failed batches: {hint(args, 'failed', args.api, job_id)}")
-        print(f"results: {hint(args, 'results', args.api, job_id)}")
+        if status.get("status") in _LOOK_AT_LOGS:  # what went wrong is in the workers' logs
+            print(f"logs: {hint(args, 'logs', args.api, job_id)}")
+        elif (status.get("batch_metrics") or {}).get("succeeded"):
+            print(f"results: {hint(args, 'results', args.api, job_id)}")
     return 0 if status.get("status") == "status_succeeded" else 1
 
 
