@@ -228,6 +228,7 @@ async def test_server_down_shows_banner_and_reconnects(server: Server, testbench
         banner = app.screen.query_one("ConnectionBanner")
         await until(pilot, lambda: banner.has_class("-shown"))
         assert "retrying" in shown(banner)
+        assert "start it with: cortex-tui up" in shown(banner)
         await pilot.press("down", "up")  # still responsive
         server.start()
         await until(pilot, lambda: not banner.has_class("-shown"))

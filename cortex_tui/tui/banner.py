@@ -38,8 +38,8 @@ class ConnectionBanner(Static):
             text = f"the server refused: {error} (retrying every {retry_s:g}s, last try {clock})"
         else:
             text = (
-                f"⚠ {error} — the server may be down or restarting; retrying every"
-                f" {retry_s:g}s (last try {clock})"
+                f"⚠ {error}; start it with: cortex-tui up (retrying every {retry_s:g}s, last"
+                f" try {clock})"
             )
         self.update(text)
         self.add_class("-shown")
