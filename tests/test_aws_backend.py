@@ -171,9 +171,10 @@ def test_teardown_force_under_a_running_job_ends_it_and_its_workers(
     )  # fmt: skip
 
     assert done.returncode == 0, done.stdout + done.stderr
-    status = server.wait_workers_gone(testbench, job_id, timeout=60)
+    status = server.wait(testbench, job_id, timeout=60)
     assert status["status"] == "status_unexpected_error", status
     assert "was deleted while the job ran" in status["message"]
+    server.wait_workers_gone(testbench, job_id, timeout=60)
 
 
 # --- what the user must fix: 400s that say what, never a 500 ------------------------------
