@@ -17,7 +17,7 @@ from typing import Any
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
 from orchestrator.delivery.sqs import SqsDelivery, ended_with_open_queues
-from orchestrator.errors import InvalidRequest, OrchestratorError, WorkerStartError
+from orchestrator.errors import BackendError, InvalidRequest, OrchestratorError, WorkerStartError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.control import fail_job, start_enqueue
 from orchestrator.jobs.lifecycle import JobCounts, read_counts, settle
@@ -257,7 +257,8 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
         except WorkerStartError as e:
             fail_job(ctx, job.job_id, JobStatus.WORKER_ERROR, e.message)
             return
-        except OrchestratorError as e:  # the backend failed, or is set up wrong (aws)
+        except (BackendError, InvalidRequest) as e:  # the backend failed, or is set up wrong
+            # (a passing AWS failure, AwsError, is tried again on the next tick instead)
             fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
             return
 
