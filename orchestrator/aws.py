@@ -215,6 +215,8 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
         return InvalidRequest(
             f"{doing}: access denied by AWS ({code}): the credentials lack the permission"
         )
+    if code == "ClientException" and "does not exist" in str(error):  # Batch: no such queue
+        return InvalidRequest(f"{doing}: {error}; {_SETUP_HINT}")
     if code in ("NoSuchBucket", "RepositoryNotFoundException", "AWS.SimpleQueueService."
                 "NonExistentQueue", "QueueDoesNotExist"):  # fmt: skip
         return InvalidRequest(f"{doing}: {code}: it does not exist in this region; {_SETUP_HINT}")

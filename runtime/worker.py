@@ -140,7 +140,8 @@ class Worker:
 
 def _wait_s() -> float:
     """Return how long to wait for an orchestrator that does not answer (default 600 s)."""
+    raw = os.environ.pop(ORCHESTRATOR_WAIT_ENV, "600")  # the worker's, not the predictor's
     try:
-        return max(1.0, float(os.environ.get(ORCHESTRATOR_WAIT_ENV, "600")))
+        return max(1.0, float(raw))
     except ValueError:
         return 600.0
