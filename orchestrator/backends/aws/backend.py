@@ -111,41 +111,8 @@ class AwsBackend(Backend):
 
     def _register(self, api_spec: dict[str, Any], runs: str) -> str:
         """Register the API version's job definition; return its ARN."""
-        compute = api_spec.get("compute", {})
-        gpu = int(compute.get("gpu") or 0)
-        cpu = float(compute.get("cpu") or 1)
-        mem_mib = -(-int(compute.get("mem") or 2 << 30) // (1 << 20))
-        if not gpu:  # Fargate takes only some sizes: the smallest that holds what was asked
-            cpu, mem_mib = fargate_size(cpu, mem_mib)
-        resources = [
-            {"type": "VCPU", "value": f"{cpu:g}"},
-            {"type": "MEMORY", "value": str(mem_mib)},
-        ]
-        if gpu:
-            resources.append({"type": "GPU", "value": str(gpu)})
-        iam = self.clients("iam")
-        try:
-            job_role = iam.get_role(RoleName=self.names.role("job"))["Role"]["Arn"]
-            exec_role = iam.get_role(RoleName=self.names.role("exec"))["Role"]["Arn"]
-        except Exception as e:
-            raise InvalidRequest(
-                f"the IAM roles of this home are missing ({type(e).__name__}): {setup_hint()}"
-            ) from None
-        properties: dict[str, Any] = {
-            "image": runs,
-            "command": ["python3", "-m", "runtime", "--project", APP_DIR],
-            "jobRoleArn": job_role,
-            "executionRoleArn": exec_role,
-            "resourceRequirements": resources,
-            "environment": [{"name": k, "value": v} for k, v in sorted(self._worker_env().items())],
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {"awslogs-group": self.names.log_group},
-            },
-            "user": "10001",
-            "readonlyRootFilesystem": False,
-            "linuxParameters": {"initProcessEnabled": True},
-        }
+        gpu = int(api_spec.get("compute", {}).get("gpu") or 0)
+        properties = self._container_properties(runs, _resources(api_spec.get("compute", {})))
         if not gpu:
             properties["networkConfiguration"] = {"assignPublicIp": "ENABLED"}
             properties["fargatePlatformConfiguration"] = {"platformVersion": "LATEST"}
@@ -161,6 +128,33 @@ class AwsBackend(Backend):
         except Exception as e:
             raise explain(e, "registering the API's AWS Batch job definition") from None
         return str(answer["jobDefinitionArn"])
+
+    def _container_properties(self, runs: str, resources: list[dict[str, str]]) -> dict[str, Any]:
+        """Return a worker container's definition: image, roles, resources, env, logs."""
+        return {
+            "image": runs,
+            "command": ["python3", "-m", "runtime", "--project", APP_DIR],
+            "jobRoleArn": self._role_arn("job"),
+            "executionRoleArn": self._role_arn("exec"),
+            "resourceRequirements": resources,
+            "environment": [{"name": k, "value": v} for k, v in sorted(self._worker_env().items())],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": self.names.log_group},
+            },
+            "user": "10001",
+            "readonlyRootFilesystem": False,
+            "linuxParameters": {"initProcessEnabled": True},
+        }
+
+    def _role_arn(self, kind: str) -> str:
+        """Return the ARN of one of the home's IAM roles (``aws setup`` makes them)."""
+        try:
+            return str(self.clients("iam").get_role(RoleName=self.names.role(kind))["Role"]["Arn"])
+        except Exception as e:
+            raise InvalidRequest(
+                f"the IAM roles of this home are missing ({type(e).__name__}): {setup_hint()}"
+            ) from None
 
     def _worker_env(self) -> dict[str, str]:
         """Return the environment every worker gets: region, endpoints, ``aws_worker_env``."""
@@ -372,6 +366,22 @@ FARGATE_SIZES = {
     8.0: (16384, 61440, 4096),
     16.0: (32768, 122880, 8192),
 }
+
+
+def _resources(compute: dict[str, Any]) -> list[dict[str, str]]:
+    """Return Batch's resource requirements for ``compute`` (Fargate sizes when no GPU)."""
+    gpu = int(compute.get("gpu") or 0)
+    cpu = float(compute.get("cpu") or 1)
+    mem_mib = -(-int(compute.get("mem") or 2 << 30) // (1 << 20))
+    if not gpu:  # Fargate takes only some sizes: the smallest that holds what was asked
+        cpu, mem_mib = fargate_size(cpu, mem_mib)
+    resources = [
+        {"type": "VCPU", "value": f"{cpu:g}"},
+        {"type": "MEMORY", "value": str(mem_mib)},
+    ]
+    if gpu:
+        resources.append({"type": "GPU", "value": str(gpu)})
+    return resources
 
 
 def fargate_size(cpu: float, mem_mib: int) -> tuple[float, int]:
