@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S
+
 DEFAULT_PORT = 7311
 DEFAULT_HOST = "127.0.0.1"
 
@@ -33,7 +35,7 @@ class Settings:
     # Stop: SIGTERM, then SIGKILL after this grace period.
     stop_grace_s: float = 10.0
     # How long a worker waits for an orchestrator that does not answer before it exits.
-    orchestrator_wait_s: float = 600.0
+    orchestrator_wait_s: float = DEFAULT_ORCHESTRATOR_WAIT_S
     # Workers stuck in pending longer than this count as stalled.
     stalled_after_s: float = 600.0
     # Default retries for a batch whose predict raises, when the job does not say.

@@ -15,7 +15,9 @@ def main() -> int:
     """Parse flags and run the worker; return its exit code."""
     parser = argparse.ArgumentParser(prog="python -m runtime")
     parser.add_argument(
-        "--transport", required=True, help="how to reach the orchestrator: its http(s):// URL"
+        "--transport",
+        required=True,
+        help="how to reach the orchestrator: its http(s):// URL or an sqs:// description",
     )
     parser.add_argument("--worker", required=True, help="this worker's id")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the API's project dir")

@@ -30,6 +30,8 @@ ACK_EVERY_S = 1.0
 #: ones do not: a round trip is nothing next to them, and a batch leased early could sit
 #: behind a long one while another worker idles at the end of the job.
 LEASE_AHEAD_BELOW_S = 0.1
+#: How much one batch's duration moves the pace (an exponential moving average).
+PACE_WEIGHT = 0.2
 #: How long to wait when told to, if the orchestrator does not say.
 DEFAULT_WAIT_S = 0.2
 
@@ -199,7 +201,7 @@ class _Pace:
         if self._seconds is None:
             self._seconds = seconds
         else:
-            self._seconds = 0.8 * self._seconds + 0.2 * seconds
+            self._seconds += PACE_WEIGHT * (seconds - self._seconds)
 
     def is_short(self) -> bool:
         """Return whether batches are known to take under ``LEASE_AHEAD_BELOW_S``."""

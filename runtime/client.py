@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from runtime.errors import OrchestratorUnreachable, WorkerError
+from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S
 
 _MAX_HEADER_LINES = 100
 
@@ -36,7 +37,7 @@ class OrchestratorClient:
         server: str,
         worker_id: str,
         secret: str,
-        wait_s: float = 600.0,
+        wait_s: float = DEFAULT_ORCHESTRATOR_WAIT_S,
         timeout_s: float = 60.0,
         server_cert: str | None = None,
         server_uid: int | None = None,

@@ -22,6 +22,9 @@ SERVER_CERT_ENV = "CORTEX_SERVER_CERT"
 #: The environment variable telling a worker how long to wait for an orchestrator that does
 #: not answer before it gives up and exits (seconds).
 ORCHESTRATOR_WAIT_ENV = "CORTEX_ORCHESTRATOR_WAIT_S"
+#: How long a worker waits for its orchestrator when it is told nothing (the
+#: orchestrator hands its ``orchestrator_wait_s`` setting over in ``ORCHESTRATOR_WAIT_ENV``).
+DEFAULT_ORCHESTRATOR_WAIT_S = 600.0
 #: The environment variable a queue-transport worker finds its job's key in: what the
 #: orchestrator writes for the job (work messages, spec, control) is signed with it.
 JOB_KEY_ENV = "CORTEX_JOB_KEY"

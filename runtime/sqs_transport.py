@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from runtime.errors import WorkerError
 from runtime.protocol import (
+    DEFAULT_ORCHESTRATOR_WAIT_S,
     JOB_KEY_ENV,
     MAX_MESSAGE_BYTES,
     SIG_ATTRIBUTE,
@@ -134,7 +135,7 @@ class SqsTransport(Transport):
         description: str,
         worker_id: str,
         secret: str,
-        wait_s: float = 600.0,
+        wait_s: float = DEFAULT_ORCHESTRATOR_WAIT_S,
         server_cert: str | None = None,
     ) -> None:
         import boto3

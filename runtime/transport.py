@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from runtime.client import OrchestratorClient
 from runtime.errors import WorkerError
-from runtime.protocol import SERVER_UID_ENV, Report
+from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S, SERVER_UID_ENV, Report
 
 Json = dict[str, Any]
 
@@ -59,7 +59,7 @@ class HttpTransport(Transport):
         url: str,
         worker_id: str,
         secret: str,
-        wait_s: float = 600.0,
+        wait_s: float = DEFAULT_ORCHESTRATOR_WAIT_S,
         server_cert: str | None = None,
     ) -> None:
         uid = os.environ.get(SERVER_UID_ENV, "")
@@ -122,7 +122,7 @@ def open_transport(
     worker_id: str,
     secret: str,
     *,
-    wait_s: float = 600.0,
+    wait_s: float = DEFAULT_ORCHESTRATOR_WAIT_S,
     server_cert: str | None = None,
 ) -> Transport:
     """Return the transport a worker was launched with.

@@ -16,7 +16,13 @@ from runtime.batch_loop import BatchLoop
 from runtime.errors import OrchestratorUnreachable, WorkerError
 from runtime.heartbeat import Heartbeat
 from runtime.loader import call_by_name, construct, load_predictor_class
-from runtime.protocol import ORCHESTRATOR_WAIT_ENV, SERVER_CERT_ENV, EndReason, Report
+from runtime.protocol import (
+    DEFAULT_ORCHESTRATOR_WAIT_S,
+    ORCHESTRATOR_WAIT_ENV,
+    SERVER_CERT_ENV,
+    EndReason,
+    Report,
+)
 from runtime.tagging import TaggedWriter
 from runtime.trace import Trace
 from runtime.transport import Json, Transport, open_transport
@@ -139,9 +145,9 @@ class Worker:
 
 
 def _wait_s() -> float:
-    """Return how long to wait for an orchestrator that does not answer (default 600 s)."""
-    raw = os.environ.pop(ORCHESTRATOR_WAIT_ENV, "600")  # the worker's, not the predictor's
+    """Return how long to wait for an orchestrator that does not answer."""
+    raw = os.environ.pop(ORCHESTRATOR_WAIT_ENV, "")  # the worker's, not the predictor's
     try:
         return max(1.0, float(raw))
     except ValueError:
-        return 600.0
+        return DEFAULT_ORCHESTRATOR_WAIT_S

@@ -18,7 +18,8 @@ class WorkerLaunch:
     job_id: str
     api_name: str
     slot: int
-    #: How the worker reaches the orchestrator (``runtime.transport``): today its URL.
+    #: How the worker reaches the orchestrator (``runtime.transport``): an http(s):// URL, or
+    #: an sqs:// description of its job's queues.
     transport: str
     project_dir: Path
     api_spec: dict[str, Any]

@@ -14,7 +14,7 @@ from orchestrator.errors import InvalidRequest
 from orchestrator.http.deps import context, json_body
 from orchestrator.http.openapi import BODY_ERRORS, COMMON_ERRORS, WORKER_REPORT
 from orchestrator.http.openapi import json_body as body_of
-from runtime.protocol import MAX_REQUEST_BYTES
+from runtime.protocol import MAX_REQUEST_BYTES, Task
 
 router = APIRouter(prefix="/_cortex/workers", tags=["workers"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
@@ -45,7 +45,7 @@ async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
     """Acknowledge the last batch and hand out the next task."""
     body = await _object(request)
     task = await run_in_threadpool(handlers.next_task, ctx, worker_id, body)
-    if task["task"] != "batches" or not task["batches"]:
+    if task["task"] != Task.BATCHES or not task["batches"]:
         return Response(json.dumps(task), media_type="application/json")
     # Splice each batch's stored JSON in as-is, without parsing it again.
     parts = []
@@ -53,7 +53,8 @@ async def next_task(worker_id: str, request: Request, ctx: Ctx) -> Response:
         payload = batch.pop("payload_json")
         parts.append(f'{json.dumps(batch)[:-1]}, "payload": {payload}}}')
     return Response(
-        f'{{"task": "batches", "batches": [{", ".join(parts)}]}}', media_type="application/json"
+        f'{{"task": "{Task.BATCHES}", "batches": [{", ".join(parts)}]}}',
+        media_type="application/json",
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.status import BatchState, JobStatus, WorkerState
+from runtime.protocol import HookState
 
 
 class Api(SQLModel, table=True):
@@ -54,7 +55,7 @@ class Job(SQLModel, table=True):
     succeeded: int = 0
     failed: int = 0
     time_sum: float = 0.0
-    hook_state: str = "none"  # a runtime.protocol.HookState
+    hook_state: str = HookState.NONE
     hook_worker: str | None = None
     hook_error: str | None = None
     created_time: float

@@ -225,6 +225,7 @@ def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[in
 
 
 def _shift(conn: Connection, job_id: str, **deltas: float) -> None:
+    """Move the job's batch counters by ``deltas`` (``queued=-2, leased=+2``)."""
     columns = ", ".join(f"{name} = {name} + ?" for name in deltas)
     conn.exec_driver_sql(f"UPDATE job SET {columns} WHERE job_id = ?", (*deltas.values(), job_id))
 
