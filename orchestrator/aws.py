@@ -134,6 +134,7 @@ class Clients:
             return self._clients[service]
 
     def _make(self, service: str) -> Any:
+        require_boto3()
         import boto3
         import botocore.config
         import botocore.exceptions
@@ -166,6 +167,18 @@ class Clients:
         return self._account
 
 
+def require_boto3() -> None:
+    """Raise a 400 naming the extra to install when boto3 is not installed."""
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        raise InvalidRequest(
+            "the aws backend and s3:// sources need boto3, which is not installed where the"
+            " orchestrator runs: pip install 'cortex-tui[aws]' (or boto3) into its"
+            " environment, then restart it (cortex-tui down, cortex-tui up)"
+        ) from None
+
+
 def error_code(error: BaseException) -> str:
     """Return an AWS error's code (``ClientError``), or ''."""
     response = getattr(error, "response", None)
@@ -180,10 +193,10 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
     Missing or bad credentials, region or profile, and missing resources are the user's to
     fix (400, naming the setting or ``aws setup``); anything else is reported as it came.
     """
-    import botocore.exceptions as bx
-
     if isinstance(error, OrchestratorError):
         return error
+    import botocore.exceptions as bx
+
     if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
         return InvalidRequest(
             f"{doing}: no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and"

@@ -10,6 +10,7 @@ test_worker_error_on_a_predictor_that_cannot_load_is_fatal_at_once).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,16 @@ def test_bad_deploy_is_refused_naming_file_and_key(
         assert text in error
     names = [api["name"] for api in srv.http.get("/_cortex/apis").json()["apis"]]
     assert names == ["testbench"]
+
+
+def test_an_s3_source_without_boto3_names_the_extra_to_install(
+    srv: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # boto3 is the aws extra: an orchestrator installed without it answers what to install.
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` now fails
+    body = {"delimited_files": {"s3_paths": ["s3://some-bucket/data/"], "batch_size": 1}}
+
+    response = srv.http.post("/testbench", json=body)
+
+    assert response.status_code == 400, response.text
+    assert "pip install 'cortex-tui[aws]'" in response.json()["error"], response.text

@@ -7,6 +7,7 @@ package never imports the orchestrator), for the home the CLI uses (``CORTEX_TUI
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 
@@ -97,6 +98,13 @@ def _vcpus(raw: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the provisioning (part of the orchestrator package) as its own process."""
+    if importlib.util.find_spec("boto3") is None:
+        print(
+            f"error: cortex-tui aws {args.aws_command} needs boto3, which is not installed:"
+            " pip install 'cortex-tui[aws]' (or boto3)",
+            file=sys.stderr,
+        )
+        return 2
     command = [sys.executable, "-m", "orchestrator.backends.aws.provision", args.aws_command]
     command += ["--home", str(home_dir())]
     for pair in args.overrides:

@@ -107,10 +107,10 @@ class _Body(io.RawIOBase):
 
 def _explain(error: Exception, doing: str, bucket: str, permission: str) -> OrchestratorError:
     """Return the user-facing error for an S3 failure on ``bucket`` while ``doing``."""
-    import botocore.exceptions
-
     if isinstance(error, OrchestratorError):  # making the client failed, already explained
         return type(error)(f"{doing}: {error.message}")
+    import botocore.exceptions
+
     code = error_code(error)
     if code == "NoSuchBucket":
         return InvalidRequest(
