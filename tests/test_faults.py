@@ -424,7 +424,7 @@ def test_a_running_job_keeps_its_api_version_across_a_redeploy(
 ) -> None:
     project = make_project(tmp_path, "versioned", VERSIONED.format(version="v1"))
     first = server.deploy(project)["apis"][0]
-    job_id = server.submit("versioned", {"item_list": {"items": list(range(12)), "batch_size": 1}})[
+    job_id = server.submit("versioned", {"item_list": {"items": list(range(30)), "batch_size": 1}})[
         "job_id"
     ]
     server.wait_for("versioned", job_id, lambda s: s["batch_metrics"]["succeeded"] >= 1)

@@ -431,9 +431,9 @@ def test_timed_out_job_ends_and_its_workers_stop(server: Server, testbench: str)
 def test_timeout_counts_from_submission_even_while_enqueuing(
     server: Server, testbench: str, tmp_path: Path
 ) -> None:
-    # Enqueuing 300k lines takes about a second even on a fast machine; a 10 ms timeout
+    # Enqueuing a million lines takes seconds even on a fast machine; a 10 ms timeout
     # ends the job at the supervisor's first tick (0.2 s here), whatever the machine.
-    count = 300_000
+    count = 1_000_000
     data = write_jsonl(tmp_path / "data" / "many.jsonl", ["1"] * count)
     job = server.submit(
         testbench,

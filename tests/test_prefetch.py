@@ -45,12 +45,14 @@ def _item_lines(logs: str) -> collections.Counter[int]:
 
 
 def test_fast_batches_spread_over_every_worker(wide: Server) -> None:
-    # 20 ms batches and a 30 s window: each worker's pace asks for the most a lease may
-    # hold (256), more than the whole queue; the fair share caps each lease instead.
+    # 50 ms batches and a 30 s window: each worker's pace asks for the most a lease may
+    # hold (256), more than the whole queue; the fair share caps each lease instead. The
+    # queue holds 10 s of work, so a worker that starts seconds after the first on a
+    # loaded machine still finds its share waiting.
     items = list(range(200))
     job_id = wide.submit(
         "testbench",
-        items_job(items, workers=4, config={"sleep_s": 0.02}),
+        items_job(items, workers=4, config={"sleep_s": 0.05}),
     )["job_id"]
     status = wide.wait("testbench", job_id)
     assert status["status"] == "status_succeeded", status
