@@ -5,6 +5,10 @@ loopback address. When nothing answers at a loopback URL, the orchestrator is st
 in the background as ``python -m orchestrator`` (a separate process: this package never
 imports the server), with its output in ``HOME/server.log``. The server itself records
 ``HOME/server.json`` (``url``, ``pid``, ``backend``) while it runs.
+
+``cortex-tui down`` leaves ``HOME/down`` behind: until a command that changes something
+(``up``, ``deploy``, ``submit``, ``delete``) starts the orchestrator again, commands that
+only read say it was stopped rather than quietly starting it (and its jobs) again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cortex_tui.client import CortexClient
-from cortex_tui.errors import CortexTuiError, EmbeddedServerError, ServerUnreachable
+from cortex_tui.errors import (
+    CortexTuiError,
+    EmbeddedServerError,
+    ServerUnreachable,
+    StoppedByDown,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7311
@@ -31,6 +40,8 @@ DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 _LOG_TAIL_LINES = 15
+#: The file ``cortex-tui down`` leaves in the home (see the module's docstring).
+DOWN_MARKER = "down"
 # The orchestrator ships beside cortex_tui; its parent directory is put on the child's
 # PYTHONPATH so that a checkout (not only an installed wheel) starts the same copy.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -193,11 +204,18 @@ def ensure_server(
     home: Path,
     announce: Callable[[str], None],
     overrides: Sequence[str] = (),
+    *,
+    after_down: bool = False,
 ) -> bool:
     """Make sure an orchestrator answers at the client's URL; return whether one was started.
 
+    Args:
+        after_down: Start it even if ``cortex-tui down`` stopped it (commands that change
+            something do; commands that only read do not).
+
     Raises:
         ServerUnreachable: Nothing answers and the URL is not a loopback one.
+        StoppedByDown: Nothing answers, ``cortex-tui down`` stopped it, and not ``after_down``.
         EmbeddedServerError: The embedded orchestrator could not be started.
     """
     try:
@@ -207,6 +225,8 @@ def ensure_server(
         address = loopback_address(client.base_url)
         if address is None:
             raise
+    if not after_down and (home / DOWN_MARKER).exists():
+        raise StoppedByDown(client.base_url, display_path(home))
     start_embedded(client, home, *address, overrides=overrides)
     log = display_path(home / "server.log")
     announce(
@@ -248,9 +268,11 @@ def start_embedded(
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         if _answers(client):
+            (home / DOWN_MARKER).unlink(missing_ok=True)
             return
         time.sleep(0.1)
     if _answers(client):  # another command started it first, on the same port
+        (home / DOWN_MARKER).unlink(missing_ok=True)
         return
     if process.poll() is None:
         process.terminate()
@@ -319,9 +341,13 @@ def _is_orchestrator(pid: int) -> bool:
 def stop_embedded(home: Path) -> ServerRecord | None:
     """Stop the orchestrator recorded in ``HOME/server.json``; return it, or None if none runs.
 
+    Leaves ``HOME/down`` behind, so that commands that only read do not start it again.
+
     Raises:
         EmbeddedServerError: The process could not be signalled or would not exit.
     """
+    with contextlib.suppress(OSError):
+        (home / DOWN_MARKER).write_text(f"{time.time():.0f}\n")
     record = read_server_record(home)
     if record is None or not pid_alive(record.pid) or not _is_orchestrator(record.pid):
         return None

@@ -15,6 +15,18 @@ class ServerUnreachable(CortexTuiError):
         self.url = url
 
 
+class StoppedByDown(ServerUnreachable):
+    """Nothing answers, and the orchestrator was stopped on purpose with ``cortex-tui down``."""
+
+    def __init__(self, url: str, home: str) -> None:
+        super().__init__(url)
+        CortexTuiError.__init__(
+            self,
+            f"the orchestrator of {home} was stopped with cortex-tui down, and this command"
+            " does not start it again: start it with cortex-tui up",
+        )
+
+
 class ApiError(CortexTuiError):
     """The orchestrator answered with an error status; the message is the server's."""
 

@@ -293,6 +293,52 @@ def test_get_starts_the_embedded_server_and_down_stops_it(tmp_path: Path) -> Non
             os.kill(pid, signal.SIGKILL)
 
 
+def test_down_names_running_jobs_and_reading_does_not_start_it_again(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CORTEX_TUI_SERVER", "CORTEX_TUI_TOKEN")
+    }
+    env["CORTEX_TUI_HOME"] = str(home)
+    url = f"http://127.0.0.1:{free_port()}"
+
+    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cortex_tui", "--server", url, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+
+    items = write_items(tmp_path / "items.json", list(range(200)))
+    try:
+        assert cortex_tui("deploy", str(SAMPLES / "testbench")).returncode == 0
+        submitted = cortex_tui(
+            "submit", "testbench", "--items", str(items), "--config", "sleep_s=0.2"
+        )
+        job_id = job_id_of(submitted.stdout)
+
+        down = cortex_tui("down")
+        assert down.returncode == 0, down.stderr
+        assert f"1 job still running (testbench {job_id})" in down.stdout, down.stdout
+        assert "cortex-tui down --stop-jobs" in down.stdout
+        read = cortex_tui("get", "testbench", job_id)  # says it is down, starts nothing
+        assert read.returncode == 1
+        assert read.stderr == (
+            f"error: the orchestrator of {home} was stopped with cortex-tui down, and this"
+            " command does not start it again: start it with cortex-tui up\n"
+        )
+        assert not (home / "server.json").exists()
+
+        assert cortex_tui("up").returncode == 0  # the job carries on where it was
+        stopped = cortex_tui("down", "--stop-jobs")
+        assert stopped.stdout.endswith(f"stopped 1 job first: testbench {job_id}\n"), stopped
+        assert cortex_tui("up").returncode == 0
+        job = json.loads(cortex_tui("get", "testbench", job_id, "-o", "json").stdout)
+        status = job["job_status"]
+        assert status["status"] == "status_stopped", status
+        assert 0 < status["batch_metrics"]["succeeded"] < 200
+    finally:
+        cortex_tui("down", "--stop-jobs")
+
+
 def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from cortex_tui.client import CortexClient
 from cortex_tui.embedded import ensure_server, home_dir, resolve_url, token_source
 
+#: The commands that start the embedded orchestrator even after ``cortex-tui down``.
+STARTS_AFTER_DOWN = frozenset({"up", "deploy", "submit", "delete"})
+
 
 def connect(args: argparse.Namespace, overrides: Sequence[str] = ()) -> CortexClient:
     """Return a client for the orchestrator the command targets, starting it if needed.
@@ -19,7 +22,11 @@ def connect(args: argparse.Namespace, overrides: Sequence[str] = ()) -> CortexCl
     client = CortexClient(url, token=token_source(url, home_dir()))
     try:
         started = ensure_server(
-            client, home_dir(), lambda line: print(line, file=sys.stderr), overrides
+            client,
+            home_dir(),
+            lambda line: print(line, file=sys.stderr),
+            overrides,
+            after_down=args.command in STARTS_AFTER_DOWN,
         )
     except BaseException:
         client.close()
