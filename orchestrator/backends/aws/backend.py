@@ -19,7 +19,7 @@ from orchestrator.backends.aws import image
 from orchestrator.backends.aws.logs import LogCopier
 from orchestrator.backends.base import Backend, WorkerLaunch, WorkerProbe
 from orchestrator.backends.images.api_image import APP_DIR, ImageBuilder
-from orchestrator.backends.images.base_image import default_tag
+from orchestrator.backends.images.base_image import cache_dir, default_tag
 from orchestrator.errors import BackendError, InvalidRequest
 from orchestrator.settings import Settings
 
@@ -55,7 +55,7 @@ class AwsBackend(Backend):
         docker = self._engine()
         builder = ImageBuilder(docker, self.settings.builds_dir)
         base = api_spec.get("predictor", {}).get("image") or self.settings.docker_base_image
-        with_boto3 = image.with_boto3(docker, str(base or default_tag()), image.cache_dir())
+        with_boto3 = image.with_boto3(docker, str(base or default_tag()), cache_dir())
         built = builder.ensure(api_spec["name"], project_dir, with_boto3)
         registry = self.settings.aws_image_registry
         runs = image.push(docker, self.clients, self.names, built.tag, registry)

@@ -10,12 +10,14 @@ on this engine); with ``ecr`` the image is pushed to the home's ECR repository.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
-import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +43,33 @@ def _dockerfile(base: str) -> str:
     )
 
 
-def cache_dir() -> Path:
-    """Return this user's cache folder (``$XDG_CACHE_HOME/cortex-tui``, ``~/.cache/...``)."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "cortex-tui"
-
-
 def wheels(cache: Path) -> Path:
-    """Return a folder of the wheels of ``PACKAGES``, downloading them once."""
+    """Return a folder of the wheels of ``PACKAGES``, downloading them once.
+
+    They are downloaded into a folder of their own and renamed into place whole, so that
+    another orchestrator deploying at the same time never builds from half a download.
+    """
     folder = cache / "aws-wheels"
     if folder.is_dir() and any(folder.glob("boto3-*.whl")):
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--only-binary=:all:", "--dest", str(folder), *PACKAGES],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise ImageBuildError(
-            f"downloading {', '.join(PACKAGES)} for AWS images failed: {done.stderr}"
-        )
+    cache.mkdir(parents=True, exist_ok=True)
+    download = Path(tempfile.mkdtemp(prefix=".aws-wheels-", dir=cache))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--only-binary=:all:", "--dest", str(download), *PACKAGES],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise ImageBuildError(
+                f"downloading {', '.join(PACKAGES)} for AWS images failed: {done.stderr}"
+            )
+        if not any(folder.glob("boto3-*.whl")):  # none yet, or half of an older version's
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another process renamed its download first
+                download.rename(folder)
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
     return folder
 
 

@@ -12,14 +12,17 @@ is built once per machine and reused until the recipe changes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,25 @@ def default_tag() -> str:
     return f"cortex-tui/base:{SUITE}-py3.11-{digest}"
 
 
+def cache_dir() -> Path:
+    """Return this user's cache folder (``$XDG_CACHE_HOME/cortex-tui``, ``~/.cache/...``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "cortex-tui"
+
+
+@contextlib.contextmanager
+def _one_build_at_a_time() -> Iterator[None]:
+    """Hold this user's base-image build lock (another orchestrator or CLI may be building)."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "base-image.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def build_base(
     tag: str | None = None,
     mirror: str = MIRROR,
@@ -82,8 +104,7 @@ def build_base(
     import docker.errors
 
     tag = tag or default_tag()
-    client = docker.from_env()
-    try:
+    with contextlib.closing(docker.from_env()) as client, _one_build_at_a_time():
         if not force:
             try:
                 client.images.get(tag)
@@ -107,8 +128,6 @@ def build_base(
             _docker_build(client.api, context, tag, say)
         say(f"built base image {tag} in {time.monotonic() - started:.0f}s")
         return tag
-    finally:
-        client.close()
 
 
 def _fetch_wheels(dest: Path, given: Path | None, say: Callable[[str], None]) -> None:
