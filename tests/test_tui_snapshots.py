@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from cortex_tui.client import CortexClient
-from cortex_tui.tui import CortexApp
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.logs_screen import LogsScreen
 from tests import tui_stub
+from tests.tui_stub import Ticks, stub_app
 
 SIZE = (160, 48)
 
@@ -32,22 +31,6 @@ def utc() -> Iterator[None]:
     else:
         os.environ["TZ"] = before
     time.tzset()
-
-
-class Ticks:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def stub_app(ticks: Ticks | None = None) -> CortexApp:
-    stub = tui_stub.transport()
-    client = CortexClient("http://127.0.0.1:7311", transport=stub, async_transport=stub)
-    return CortexApp(client, refresh_s=3600, clock=lambda: tui_stub.NOW, monotonic=ticks or Ticks())
 
 
 async def settle(pilot: Pilot[Any]) -> None:

@@ -1,15 +1,21 @@
-"""Recorded orchestrator responses, served by a stub transport, for TUI snapshots only.
+"""Recorded orchestrator responses, served by a stub transport, for TUI snapshots and
+fast in-process Pilot tests of layout and keys.
 
-Behaviour tests use the real server; snapshots need fixed ids, times and counts.
+Behaviour against a real orchestrator is tested with the real server; snapshots need fixed
+ids, times and counts.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
+from cortex_tui.client import CortexClient
+from cortex_tui.tui import CortexApp
 
 NOW = datetime(2026, 11, 27, 10, 5, 0, tzinfo=UTC).timestamp()
 API = "testbench"
@@ -166,26 +172,72 @@ def log_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def handler(request: httpx.Request) -> httpx.Response:
-    path = request.url.path
-    if path == "/_cortex/apis":
-        return httpx.Response(200, json=APIS)
-    if path == f"/{API}":
-        return httpx.Response(
-            200,
-            json={"api_name": API, "endpoint": f"http://127.0.0.1:7311/{API}", "jobs": JOBS},
-        )
-    if path.startswith(f"/{API}/"):
-        job_id = path.rsplit("/", 1)[-1]
-        found = next(j for j in JOBS if j["job_id"] == job_id)
-        return httpx.Response(200, json={"job_status": copy.deepcopy(found)})
-    if path.endswith("/failed"):
-        return httpx.Response(200, json={"job_id": RUNNING, "failed_batches": FAILED_BATCHES})
-    if path.endswith("/logs"):
-        return httpx.Response(200, text=log_text())
-    return httpx.Response(404, json={"error": f"no route {path}"})
+def results_text(count: int) -> str:
+    """Return ``count`` results as the results route streams them (10 items a batch)."""
+    return "".join(
+        json.dumps({"item_index": n, "batch_index": n // 10, "result": {"label": n % 3}}) + "\n"
+        for n in range(count)
+    )
 
 
-def transport() -> httpx.MockTransport:
+class Recorded:
+    """The documents one stub transport answers with; a test may change them as it runs."""
+
+    def __init__(self) -> None:
+        self.apis: Any = copy.deepcopy(APIS)
+        self.jobs: Any = copy.deepcopy(JOBS)
+        self.results = 250
+        self.requests: list[httpx.Request] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request like an orchestrator would."""
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/_cortex/apis":
+            return httpx.Response(200, json=self.apis)
+        if path == f"/{API}":
+            return httpx.Response(
+                200,
+                json={
+                    "api_name": API,
+                    "endpoint": f"http://127.0.0.1:7311/{API}",
+                    "jobs": self.jobs,
+                },
+            )
+        if path.startswith(f"/{API}/"):
+            job_id = path.rsplit("/", 1)[-1]
+            found = next(j for j in self.jobs if j["job_id"] == job_id)
+            return httpx.Response(200, json={"job_status": copy.deepcopy(found)})
+        if path.endswith("/failed"):
+            return httpx.Response(200, json={"job_id": RUNNING, "failed_batches": FAILED_BATCHES})
+        if path.endswith("/logs"):
+            return httpx.Response(200, text=log_text())
+        if path.endswith("/results"):
+            return httpx.Response(200, text=results_text(self.results))
+        return httpx.Response(404, json={"error": f"no route {path}"})
+
+
+def transport(recorded: Recorded | None = None) -> httpx.MockTransport:
     """Return a transport answering like an orchestrator with the recorded documents."""
-    return httpx.MockTransport(handler)
+    return httpx.MockTransport((recorded or Recorded()).handler)
+
+
+class Ticks:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stub_app(
+    ticks: Ticks | None = None, recorded: Recorded | None = None, **options: Any
+) -> CortexApp:
+    """Return the app over a stub transport, with a fixed clock and no polling of its own."""
+    stub = transport(recorded)
+    client = CortexClient("http://127.0.0.1:7311", transport=stub, async_transport=stub)
+    return CortexApp(
+        client, refresh_s=3600, clock=lambda: NOW, monotonic=ticks or Ticks(), **options
+    )

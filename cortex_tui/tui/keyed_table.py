@@ -64,7 +64,7 @@ class KeyedTable(DataTable[Cell]):
                 if before != after:
                     # Measuring a column means measuring all its rows: only when it must grow.
                     column_key = ColumnKey(column_keys[column])
-                    wider = _width(after) > self.columns[column_key].content_width
+                    wider = self._widen(column_key, after)
                     self.update_cell(key, column_key, after, update_width=wider)
             self._cells[key] = cells
 
@@ -73,12 +73,30 @@ class KeyedTable(DataTable[Cell]):
         self.clear()
         self._keys = [key for key, _ in rows]
         self._cells = dict(rows)
+        column_keys = [ColumnKey(key) for key, _ in self._columns]
         for key, cells in rows:
+            for column_key, cell in zip(column_keys, cells, strict=True):
+                self._widen(column_key, cell)
             self.add_row(*cells, key=key)
         if self._wanted in self._cells:
             selected, self._wanted = self._wanted, None
         if selected in self._cells:
             self.move_cursor(row=self._keys.index(selected), animate=False)
+
+    def _widen(self, column_key: ColumnKey, cell: Cell) -> bool:
+        """Make the column wide enough for ``cell`` at once; return whether it grew.
+
+        DataTable measures a grown column only when it is next idle, and its rendering
+        caches do not know about widths: a paint in between (of the screen behind a dialog,
+        say) kept the cell cut to the old width until some cell changed again, which for a
+        job that has ended is never (``18/10`` shown for 18/100).
+        """
+        column = self.columns[column_key]
+        width = _width(cell)
+        if width <= column.content_width:
+            return False
+        column.content_width = width
+        return True
 
 
 def _width(cell: Cell) -> int:
