@@ -42,6 +42,9 @@ class Context:
     #: The queue transport's delivery (``delivery.sqs.SqsDelivery``), made for the first
     #: job of a remote backend (aws).
     remote: Any = None
+    #: Snapshot directories a deploy is writing or preparing (prune leaves them alone).
+    deploying: set[Path] = field(default_factory=set)
+    snapshot_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wake(self) -> None:
         """Ask the supervisor to reconcile now rather than at its next tick."""

@@ -1,9 +1,11 @@
-"""Deploying, listing and deleting APIs. Each version runs from an immutable snapshot."""
+"""Deploying APIs. Each version runs from an immutable snapshot."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,7 @@ from orchestrator.apis import snapshot
 from orchestrator.apis.spec import ApiSpec, load_cortex_yaml
 from orchestrator.context import Context
 from orchestrator.errors import ApiSpecError, InvalidRequest
-from orchestrator.jobs.control import fail_job, get_api
-from orchestrator.status import JobStatus
-from orchestrator.store import api_queries, job_queries
+from orchestrator.store import api_queries
 from orchestrator.store.models import Api
 
 _DEPLOY_KEYS = ("project_dir", "config_file")
@@ -64,30 +64,11 @@ def _deploy_one(
         f"{files_digest}\n{json.dumps(spec_dict, sort_keys=True)}\n{backend}".encode()
     ).hexdigest()[:16]
     destination = ctx.settings.apis_dir / spec.name / api_id
-    if not destination.exists():
-        snapshot.copy(listing, destination)
-    prepared = ctx.backend(backend).prepare_api(spec_dict, destination) or {}
-    now = ctx.clock()
-    with ctx.store.session() as session:
-        api = api_queries.get(session, spec.name)
-        if api is not None and api.api_id == api_id:
-            result = "up_to_date"
-        else:
-            result = "created" if api is None else "updated"
-            api = api or Api(
-                name=spec.name,
-                created_time=now,
-                api_id=api_id,
-                spec={},
-                project_dir="",
-                source_dir="",
-                backend=backend,
-                updated_time=now,
-            )
-            api.api_id, api.spec, api.backend = api_id, spec_dict, backend
-            api.project_dir, api.source_dir = str(destination), str(project_dir)
-            api.updated_time = now
-            api_queries.save(session, api)
+    with _deploying(ctx, destination):
+        if not destination.exists():
+            snapshot.copy(listing, destination)
+        prepared = ctx.backend(backend).prepare_api(spec_dict, destination) or {}
+        result = _save(ctx, spec, api_id, backend, destination, project_dir)
     return {
         "name": spec.name,
         "api_id": api_id,
@@ -98,13 +79,43 @@ def _deploy_one(
     }
 
 
-def delete_api(ctx: Context, api_name: str) -> dict[str, str]:
-    """Stop an API's running jobs and delete it with its jobs' records."""
-    get_api(ctx, api_name)
-    with ctx.store.read() as conn:
-        job_ids = job_queries.ids_of_api(conn, api_name)
-    for job_id in job_ids:
-        fail_job(ctx, job_id, JobStatus.STOPPED, f"api {api_name} was deleted")
-    with ctx.store.write() as conn:
-        job_queries.delete_api_records(conn, api_name)
-    return {"message": f"deleted {api_name}"}
+def _save(
+    ctx: Context, spec: ApiSpec, api_id: str, backend: str, destination: Path, project_dir: Path
+) -> str:
+    """Write the API's row; return ``created`` (new, or deployed again after being
+    deleted), ``updated`` or ``up_to_date``."""
+    now = ctx.clock()
+    with ctx.store.session() as session:
+        api = api_queries.get(session, spec.name)
+        if api is not None and api.deleted_time is None and api.api_id == api_id:
+            return "up_to_date"
+        result = "created" if api is None or api.deleted_time is not None else "updated"
+        if api is None or api.deleted_time is not None:
+            api = api or Api(
+                name=spec.name,
+                api_id=api_id,
+                spec={},
+                project_dir="",
+                source_dir="",
+                backend=backend,
+                created_time=now,
+                updated_time=now,
+            )
+            api.created_time, api.deleted_time = now, None
+        api.api_id, api.spec, api.backend = api_id, spec.to_dict(), backend
+        api.project_dir, api.source_dir = str(destination), str(project_dir)
+        api.updated_time = now
+        api_queries.save(session, api)
+    return result
+
+
+@contextmanager
+def _deploying(ctx: Context, destination: Path) -> Iterator[None]:
+    """Mark a snapshot as being deployed, so that prune does not take it meanwhile."""
+    with ctx.snapshot_lock:
+        ctx.deploying.add(destination)
+    try:
+        yield
+    finally:
+        with ctx.snapshot_lock:
+            ctx.deploying.discard(destination)

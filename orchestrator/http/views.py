@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import NotFound
-from orchestrator.jobs.control import get_api, get_job, submission_view
+from orchestrator.jobs.control import get_job, known_api, submission_view
 from orchestrator.status import WorkerState
 from orchestrator.store import api_queries, job_queries, worker_queries
 from orchestrator.store.models import Job
@@ -86,16 +86,19 @@ def job_status_response(ctx: Context, api_name: str, job_id: str) -> dict[str, A
 
 
 def list_jobs(ctx: Context, api_name: str, limit: int = 100) -> dict[str, Any]:
-    """Return an API's jobs, newest first."""
-    get_api(ctx, api_name)
+    """Return an API's jobs, newest first (a deleted API's too, with when it was deleted)."""
+    api = known_api(ctx, api_name)
     with ctx.store.read_session() as session:
         jobs = job_queries.newest_of_api(session, api_name, limit)
     stats = worker_stats_for(ctx, [j.job_id for j in jobs])
-    return {
+    listing: dict[str, Any] = {
         "api_name": api_name,
         "endpoint": f"{ctx.settings.url}/{api_name}",
         "jobs": [job_status(ctx, j, stats[j.job_id], with_config=False) for j in jobs],
     }
+    if api.deleted_time is not None:
+        listing["deleted_time"] = isoformat(api.deleted_time)
+    return listing
 
 
 def list_apis(ctx: Context) -> dict[str, Any]:

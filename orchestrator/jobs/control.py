@@ -32,7 +32,18 @@ def new_job_id(now: float) -> str:
 
 
 def get_api(ctx: Context, api_name: str) -> Api:
-    """Return a deployed API or raise ``NotFound``."""
+    """Return a deployed API or raise ``NotFound`` (for a deleted one too)."""
+    api = known_api(ctx, api_name)
+    if api.deleted_time is not None:
+        raise NotFound(
+            f'api "{api_name}" was deleted at {isoformat(api.deleted_time)}; its jobs stay'
+            " readable, and deploying it again brings it back (cortex-tui deploy)"
+        )
+    return api
+
+
+def known_api(ctx: Context, api_name: str) -> Api:
+    """Return an API that is deployed, or deleted with its jobs kept; else raise ``NotFound``."""
     with ctx.store.read_session() as session:
         api = api_queries.get(session, api_name)
     if api is None:
@@ -46,8 +57,10 @@ def get_job(ctx: Context, api_name: str, job_id: str) -> Job:
     Raises:
         NotFound: No such API, or no job of it matches.
         InvalidRequest: The prefix starts more than one job (the message lists them).
+
+    The jobs of a deleted API stay readable until they are purged or pruned.
     """
-    get_api(ctx, api_name)
+    known_api(ctx, api_name)
     with ctx.store.read_session() as session:
         job = job_queries.of_api(session, api_name, resolve_job_id(ctx, api_name, job_id))
     if job is None:

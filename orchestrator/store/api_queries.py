@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from orchestrator.store.models import Api
 
 
 def get(session: Session, name: str) -> Api | None:
-    """Return the deployed API called ``name``, or None."""
+    """Return the API called ``name``, deployed or deleted (see ``Api.deleted_time``), or None."""
     return session.get(Api, name)
 
 
 def all_by_name(session: Session) -> list[Api]:
-    """Return every deployed API, by name."""
-    return list(session.exec(select(Api).order_by(Api.name)).all())
+    """Return every deployed (not deleted) API, by name."""
+    return list(
+        session.exec(
+            select(Api).where(Api.deleted_time.is_(None)).order_by(Api.name)  # type: ignore[union-attr]
+        ).all()
+    )
 
 
 def save(session: Session, api: Api) -> None:
     """Insert or update an API's row."""
     session.add(api)
     session.commit()
+
+
+def mark_deleted(conn: Connection, name: str, now: float) -> None:
+    """Mark the API deleted: it takes no new job, and its jobs stay readable."""
+    conn.exec_driver_sql("UPDATE api SET deleted_time = ? WHERE name = ?", (now, name))
+
+
+def forget_deleted_without_jobs(conn: Connection) -> list[str]:
+    """Delete the rows of deleted APIs that have no job left; return their names."""
+    rows = conn.exec_driver_sql(
+        "DELETE FROM api WHERE deleted_time IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM job WHERE job.api_name = api.name) RETURNING name"
+    ).all()
+    return sorted(str(row[0]) for row in rows)

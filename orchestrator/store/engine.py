@@ -90,6 +90,17 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
+    def compact(self) -> None:
+        """Give the database's free pages back to the file system: ``VACUUM``, then a
+        checkpoint that empties the write-ahead log (``wal_checkpoint(TRUNCATE)``).
+
+        VACUUM rewrites the whole file, so it holds the write lock; readers go on.
+        """
+        with self._lock, self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Dispose of the engine's connections."""
         self.engine.dispose()

@@ -17,7 +17,11 @@ from runtime.protocol import HookState
 
 
 class Api(SQLModel, table=True):
-    """A deployed predictor; ``api_id`` is the content hash of its current version."""
+    """A deployed predictor; ``api_id`` is the content hash of its current version.
+
+    A deleted API keeps its row (``deleted_time`` set) while it has jobs, so they stay
+    readable; it serves no new job, and deploying it again brings it back.
+    """
 
     name: str = Field(primary_key=True)
     api_id: str
@@ -27,6 +31,7 @@ class Api(SQLModel, table=True):
     backend: str
     created_time: float
     updated_time: float
+    deleted_time: float | None = None
 
 
 class Job(SQLModel, table=True):
