@@ -91,5 +91,14 @@ class Backend(ABC):
         """Remove a worker the store does not know (started just before a crash)."""
         self.stop_worker(handle, 0.0)
 
+    def unused_images(self, in_use: list[tuple[str, dict[str, Any], Path]]) -> list[dict[str, Any]]:
+        """Return the images this home built that no API version of ``in_use`` (API name,
+        spec, snapshot) runs from, each as ``image`` and ``bytes``; none by default."""
+        return []
+
+    def remove_image(self, image: str) -> str | None:
+        """Remove one of ``unused_images``; return why it could not be (in use), else None."""
+        return None
+
     def close(self) -> None:  # noqa: B027
         """Release what the backend holds (threads, clients)."""

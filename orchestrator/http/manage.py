@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.apis import deploy
+from orchestrator.apis import deploy, removal
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.http import views
@@ -22,7 +22,7 @@ from orchestrator.http.openapi import (
     text_answer,
 )
 from orchestrator.http.openapi import json_body as body_of
-from orchestrator.jobs import control, logs, results
+from orchestrator.jobs import control, logs, prune, results
 from orchestrator.jobs.worker_records import short_name
 from orchestrator.store import job_queries, worker_queries
 from orchestrator.store.models import WorkerRecord
@@ -75,10 +75,29 @@ def list_apis(ctx: Ctx) -> dict[str, Any]:
     return views.list_apis(ctx)
 
 
+@router.get("/apis/{api_name}/usage")
+def api_usage(api_name: str, ctx: Ctx) -> dict[str, Any]:
+    """Say what an API holds (what deleting it concerns): its jobs, how many run, and the
+    bytes of their batches in the database, of their logs and of the API's snapshots."""
+    return removal.usage(ctx, api_name)
+
+
 @router.delete("/apis/{api_name}")
-def delete_api(api_name: str, ctx: Ctx) -> dict[str, str]:
-    """Stop an API's jobs and delete it."""
-    return deploy.delete_api(ctx, api_name)
+def delete_api(api_name: str, ctx: Ctx, purge: bool = False) -> dict[str, Any]:
+    """Stop an API's running jobs and delete it; its jobs stay readable unless ``purge``
+    (which also takes a deleted API's kept jobs, with their results and logs)."""
+    return removal.delete_api(ctx, api_name, purge)
+
+
+@router.post("/prune")
+def prune_home(
+    ctx: Ctx,
+    older_than_s: Annotated[float | None, Query(ge=0, le=1e10)] = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Reclaim disk: ended jobs (that ended ``older_than_s`` ago or more) with their
+    results and logs, snapshots and images nothing uses, the database's free space."""
+    return prune.prune(ctx, older_than_s, dry_run)
 
 
 @router.get(

@@ -94,6 +94,46 @@ class DockerBackend(Backend):
             tag = self.prepare_api(launch.api_spec, launch.project_dir)["image"]
         return tag
 
+    def unused_images(self, in_use: list[tuple[str, dict[str, Any], Path]]) -> list[dict[str, Any]]:
+        """Return the API images this home built (it has their build logs) that no version
+        in ``in_use`` runs from. Other homes' and other tools' images are never listed, nor
+        any image of an API whose in-use version's image cannot be named."""
+        keep: set[str] = set()
+        unsure: set[str] = set()
+        for api_name, spec, snapshot in in_use:
+            tag = self._image_of.get(str(snapshot))
+            if tag is None and snapshot.is_dir():
+                tag = self._images.tag_for(api_name, snapshot, self.base_image(spec))
+            if tag is None:
+                unsure.add(api_name)
+            else:
+                keep.add(tag)
+        try:
+            images = self._client.images.list(filters={"label": f"{LABEL}.image=api"})
+        except self._docker.errors.DockerException as e:
+            raise BackendError(f"could not list the Docker engine's images: {e}") from e
+        return [
+            {"image": tag, "bytes": int(image.attrs.get("Size") or 0)}
+            for image in images
+            for tag in image.tags
+            if tag not in keep
+            and self._images.build_log(tag) is not None
+            and tag.rpartition(":")[0].split("/", 1)[-1] not in unsure
+        ]
+
+    def remove_image(self, image: str) -> str | None:
+        """Untag (and, with its last tag, remove) an API image and its build log; say why
+        not when a container still uses it."""
+        try:
+            self._client.images.remove(image, noprune=False)
+        except self._docker.errors.ImageNotFound:
+            pass
+        except self._docker.errors.APIError as e:
+            return str(e.explanation or e)
+        if (log := self._images.build_log(image)) is not None:
+            log.unlink(missing_ok=True)
+        return None
+
     # --- workers -----------------------------------------------------------------
 
     def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:

@@ -28,6 +28,8 @@ RUNTIME_DIR = Path(__file__).resolve().parents[3] / "runtime"
 APP_DIR = "/app"
 RUNTIME_PARENT = "/opt/cortex-tui"
 _LOG_TAIL = 25
+#: Every API image is ``cortex-tui-api/<api name>:<content hash>``.
+API_REPOSITORY = "cortex-tui-api"
 
 
 class ImageBuildError(BackendError):
@@ -126,7 +128,7 @@ def image_tag(api_name: str, context: IO[bytes], base_id: str) -> str:
     for block in iter(lambda: context.read(1 << 20), b""):
         digest.update(block)
     context.seek(0)
-    return f"cortex-tui-api/{api_name}:{digest.hexdigest()[:16]}"
+    return f"{API_REPOSITORY}/{api_name}:{digest.hexdigest()[:16]}"
 
 
 class ImageBuilder:
@@ -169,6 +171,28 @@ class ImageBuilder:
             except docker.errors.ImageNotFound:
                 pass
             return self._build(api_name, tag, context)
+
+    def tag_for(self, api_name: str, project_dir: Path, base: str) -> str | None:
+        """Return the tag the API version's image has (or would have); None when its
+        base image is not on the engine (then nobody can say)."""
+        import docker.errors
+
+        try:
+            base_id = self._client.images.get(base).id
+        except docker.errors.ImageNotFound:
+            return None
+        with build_context(project_dir, base) as context:
+            return image_tag(api_name, context, base_id)
+
+    def build_log(self, tag: str) -> Path | None:
+        """Return the log of this home's build of an API image: the mark that this home
+        made it (None for any other image)."""
+        repository, _, digest = tag.rpartition(":")
+        api_name = repository.removeprefix(f"{API_REPOSITORY}/")
+        if api_name == repository or not digest or "/" in api_name:
+            return None
+        log = self._logs_dir / api_name / f"{digest}.log"
+        return log if log.is_file() else None
 
     def _build(self, api_name: str, tag: str, context: IO[bytes]) -> ImageBuild:
         import docker.errors

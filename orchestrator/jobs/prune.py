@@ -1,0 +1,166 @@
+"""Reclaiming disk: ended jobs with their batches, results and logs; snapshots and images
+no API version in use needs; the database's free pages.
+
+A job in progress, or one whose workers are still stopping, is never touched; nor is
+the current version of a deployed API, or a snapshot a deploy is writing. With
+``dry_run`` every step only measures what it would remove.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends import Backend
+from orchestrator.context import Context
+from orchestrator.disk import remove_tree, tree_bytes
+from orchestrator.errors import OrchestratorError
+from orchestrator.store import api_queries, prune_queries
+
+#: Jobs removed per write transaction (running jobs' writes wait for each).
+_JOBS_PER_WRITE = 20
+_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def prune(ctx: Context, older_than_s: float | None, dry_run: bool) -> dict[str, Any]:
+    """Remove (or, with ``dry_run``, measure) what nothing needs; return what it was.
+
+    Args:
+        ctx: The orchestrator.
+        older_than_s: Only jobs that ended at least this many seconds ago (None: any).
+        dry_run: Change nothing.
+    """
+    ended_before = None if older_than_s is None else ctx.clock() - older_than_s
+    jobs = _jobs(ctx, ended_before, dry_run)
+    orphan_logs = _orphan_logs(ctx, set(jobs.pop("ids")), dry_run)
+    snapshots = _snapshots(ctx, dry_run)
+    images = _images(ctx, dry_run)
+    database = _database(ctx, jobs["data_bytes"], dry_run)
+    reclaimed = (
+        jobs["log_bytes"]
+        + orphan_logs
+        + sum(s["bytes"] for s in snapshots)
+        + sum(i["bytes"] for i in images["removed"])
+        + database["reclaimed_bytes"]
+    )
+    return {
+        "dry_run": dry_run,
+        "older_than_s": older_than_s,
+        "jobs": jobs,
+        "orphan_log_bytes": orphan_logs,
+        "snapshots": snapshots,
+        "images": images,
+        "database": database,
+        "reclaimed_bytes": reclaimed,
+    }
+
+
+def _jobs(ctx: Context, ended_before: float | None, dry_run: bool) -> dict[str, Any]:
+    """Remove the ended jobs (that ended before ``ended_before``) with their batches and logs."""
+    with ctx.store.read() as conn:
+        found = prune_queries.removable_jobs(conn, ended_before)
+        ids = [job_id for job_id, _ in found]
+        data = prune_queries.data_bytes(conn, ids)
+    log_bytes = sum(tree_bytes(ctx.job_log_dir(job_id)) for job_id in ids)
+    if not dry_run:
+        for start in range(0, len(ids), _JOBS_PER_WRITE):
+            with ctx.store.write() as conn:
+                prune_queries.delete_jobs(conn, ids[start : start + _JOBS_PER_WRITE])
+        with ctx.store.write() as conn:
+            prune_queries.forget_orphan_workers(conn)
+            api_queries.forget_deleted_without_jobs(conn)
+        for job_id in ids:
+            remove_tree(ctx.job_log_dir(job_id))
+    return {
+        "ids": ids,
+        "count": len(ids),
+        "by_api": dict(Counter(api_name for _, api_name in found)),
+        "data_bytes": data,
+        "log_bytes": log_bytes,
+    }
+
+
+def _orphan_logs(ctx: Context, removed: set[str], dry_run: bool) -> int:
+    """Remove the log folders of jobs the store no longer knows (purged, or lost)."""
+    logs_dir = ctx.settings.logs_dir
+    if not logs_dir.is_dir():
+        return 0
+    with ctx.store.read() as conn:
+        known = prune_queries.known_job_ids(conn) | removed  # those are counted with their job
+    total = 0
+    for folder in logs_dir.iterdir():
+        if folder.is_dir() and _ID.fullmatch(folder.name) and folder.name not in known:
+            total += tree_bytes(folder) if dry_run else remove_tree(folder)
+    return total
+
+
+def _snapshots(ctx: Context, dry_run: bool) -> list[dict[str, Any]]:
+    """Remove the API snapshots no deployed API's version and no live job runs from."""
+    apis_dir = ctx.settings.apis_dir
+    if not apis_dir.is_dir():
+        return []
+    with ctx.store.read() as conn:
+        in_use = {Path(d).resolve() for _, d, _ in prune_queries.versions_in_use(conn)}
+    removed: list[dict[str, Any]] = []
+    for api_dir in sorted(p for p in apis_dir.iterdir() if p.is_dir()):
+        for version in sorted(p for p in api_dir.iterdir() if _ID.fullmatch(p.name)):
+            with ctx.snapshot_lock:
+                if version.resolve() in in_use or version in ctx.deploying:
+                    continue
+                size = tree_bytes(version) if dry_run else remove_tree(version)
+            removed.append({"api_name": api_dir.name, "api_id": version.name, "bytes": size})
+        if not dry_run and not any(api_dir.iterdir()):
+            api_dir.rmdir()
+    return removed
+
+
+def _images(ctx: Context, dry_run: bool) -> dict[str, Any]:
+    """Remove the images this home built for API versions nothing runs from any more."""
+    report: dict[str, Any] = {"removed": [], "kept": [], "skipped": None}
+    backends = _image_backends(ctx, report)
+    if not backends:
+        return report
+    with ctx.store.read() as conn:
+        in_use = [(n, spec, Path(d)) for n, d, spec in prune_queries.versions_in_use(conn)]
+    for backend in backends:
+        try:
+            unused = backend.unused_images(in_use)
+        except OrchestratorError as e:
+            report["skipped"] = f"{backend.name}: {e.message}"
+            continue
+        for image in unused:
+            why = None if dry_run else backend.remove_image(image["image"])
+            if why is None:
+                report["removed"].append(image)
+            else:
+                report["kept"].append({**image, "why": why})
+    return report
+
+
+def _image_backends(ctx: Context, report: dict[str, Any]) -> list[Backend]:
+    """Return the loaded backends, with docker's if this home ever built an API image."""
+    backends = {backend.name: backend for backend in ctx.loaded_backends()}
+    built = ctx.settings.builds_dir
+    if "docker" not in backends and built.is_dir() and any(built.glob("*/*.log")):
+        try:
+            backends["docker"] = ctx.backend("docker")
+        except OrchestratorError as e:
+            report["skipped"] = f"docker: {e.message}"
+    return list(backends.values())
+
+
+def _database(ctx: Context, data_bytes: int, dry_run: bool) -> dict[str, Any]:
+    """Compact the database and empty its write-ahead log; say how many bytes that gave
+    (a dry run estimates it: free pages, the log, and the removed jobs' ``data_bytes``)."""
+    files = [ctx.settings.db_path, ctx.settings.db_path.with_name("cortex.db-wal")]
+    before = sum(f.stat().st_size for f in files if f.exists())
+    if dry_run:
+        with ctx.store.read() as conn:
+            free = prune_queries.free_pages(conn)
+        wal = files[1].stat().st_size if files[1].exists() else 0
+        return {"bytes_before": before, "reclaimed_bytes": free + wal + data_bytes}
+    ctx.store.compact()
+    after = sum(f.stat().st_size for f in files if f.exists())
+    return {"bytes_before": before, "bytes_after": after, "reclaimed_bytes": max(before - after, 0)}
