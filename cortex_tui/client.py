@@ -110,9 +110,25 @@ class CortexClient:
         """Return ``{"apis": [...]}``: every API with its running jobs and latest job."""
         return self._json("GET", "/_cortex/apis")
 
-    def delete_api(self, name: str) -> Json:
-        """Stop an API's jobs and delete it; return the server's message."""
-        return self._json("DELETE", f"/_cortex/apis/{_seg(name)}", timeout=SLOW_TIMEOUT)
+    def api_usage(self, name: str) -> Json:
+        """Return what an API holds: ``jobs``, ``running_jobs``, ``data_bytes``,
+        ``log_bytes``, ``snapshot_bytes`` (and ``deleted_time`` once deleted)."""
+        return self._json("GET", f"/_cortex/apis/{_seg(name)}/usage", timeout=SLOW_TIMEOUT)
+
+    def delete_api(self, name: str, purge: bool = False) -> Json:
+        """Stop an API's running jobs and delete it (its jobs too with ``purge``); return
+        the server's message and counts."""
+        params = {"purge": "true"} if purge else None
+        return self._json(
+            "DELETE", f"/_cortex/apis/{_seg(name)}", params=params, timeout=SLOW_TIMEOUT
+        )
+
+    def prune(self, older_than_s: float | None = None, dry_run: bool = False) -> Json:
+        """Reclaim disk (or, with ``dry_run``, say what would go); return the report."""
+        params: dict[str, str] = {"dry_run": "true" if dry_run else "false"}
+        if older_than_s is not None:
+            params["older_than_s"] = str(older_than_s)
+        return self._json("POST", "/_cortex/prune", params=params, timeout=SLOW_TIMEOUT)
 
     # --- the reference's per-API endpoints ------------------------------------------
 

@@ -189,8 +189,10 @@ def test_delete_stops_a_running_job_then_deletes_the_api(
 
     assert (stopped.code, stopped.out) == (0, f"stopped job {job}\n")
     assert server.status(testbench, job)["status"] == "status_stopped"
-    deleted = tui("delete", testbench)
-    assert (deleted.code, deleted.out) == (0, "deleting testbench\ndeleted testbench\n")
+    deleted = tui("delete", testbench, "--yes")
+    assert deleted.code == 0
+    assert deleted.out.startswith("deleting testbench:\n  Its 1 job (")
+    assert deleted.out.endswith("\ndeleted testbench; its 1 job stays readable\n")
     assert tui("get").out == (
         f"no apis are deployed (deploy one with: cortex-tui --server {server.url} deploy DIR)\n"
     )

@@ -17,6 +17,7 @@ from cortex_tui.cli import (
     get,
     image,
     logs,
+    prune,
     results,
     serve,
     submit,
@@ -35,6 +36,7 @@ COMMANDS = (
     results,
     failed,
     delete,
+    prune,
     up,
     down,
     serve,
@@ -119,8 +121,8 @@ def _changes(args: argparse.Namespace) -> str | None:
     """Return the command line of a command that changes state (deploys, jobs, AWS), else None."""
     if args.command in ("deploy", "delete"):
         return str(args.command)
-    if args.command == "submit" and not args.dry_run:
-        return "submit"
+    if args.command in ("submit", "prune") and not args.dry_run:
+        return str(args.command)
     if args.command == "aws" and args.aws_command in ("setup", "teardown"):
         return f"aws {args.aws_command}"
     return None

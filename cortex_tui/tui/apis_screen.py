@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
+from cortex_tui.cli import footprint
 from cortex_tui.cli.timefmt import last_update
 from cortex_tui.client import CortexClient, Json
+from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.cells import progress_cell, status_text
 from cortex_tui.tui.confirm_screen import ConfirmScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
@@ -133,20 +136,24 @@ class ApisScreen(PolledScreen):
         name = self.query_one(KeyedTable).selected_key
         if name is None or self.cortex.refuse_if_readonly("deleting an API"):
             return
-        api = next((a for a in self.apis if a["name"] == name), {})
-        running = int(api.get("running_jobs") or 0)
-        consequence = (
-            f"Its {running} running job{'' if running == 1 else 's'} will be stopped;"
-            " results so far are kept."
-            if running
-            else "No job of it is running."
-        )
+        self._confirm_delete(name)
+
+    @work(thread=True, group="delete-api", exclusive=True)
+    def _confirm_delete(self, name: str) -> None:
+        """Ask the server what goes with the API, then show the dialog that says so."""
+        try:
+            usage = self.cortex.client.api_usage(name)
+        except CortexTuiError as e:
+            self.app.call_from_thread(self.notify, f"cannot delete {name}: {e}", severity="error")
+            return
+        consequence = " ".join(footprint.deletion(usage, purge=False))
 
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self.cortex.delete_api(name, self.poll_now)
 
-        self.app.push_screen(ConfirmScreen(f"Delete API {name}?", consequence, "Delete"), confirmed)
+        dialog = ConfirmScreen(f"Delete API {name}?", consequence, "Delete")
+        self.app.call_from_thread(self.app.push_screen, dialog, confirmed)
 
 
 def _cells(api: Json, now: float) -> tuple[str | Text, ...]:
