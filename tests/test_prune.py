@@ -100,7 +100,7 @@ def test_delete_says_what_goes_and_refuses_without_a_terminal(
 
     assert refused.code == 1
     assert refused.out.startswith("deleting echo:\n  Its 1 job (")
-    assert "of logs) stay readable; `cortex-tui prune` or `delete echo --purge`" in refused.out
+    assert "stays readable; `cortex-tui prune` or `delete echo --purge` removes it." in refused.out
     assert refused.err == (
         "error: not done: `cortex-tui delete echo` asks for confirmation and stdin is not a"
         " terminal; run `cortex-tui delete echo --yes` to go ahead without asking\n"
@@ -247,7 +247,7 @@ def test_the_tuis_delete_dialog_says_what_goes_with_the_api(server: Server, echo
         app.client.close()
 
     assert said.startswith("Its 1 job (")
-    assert "of logs) stay readable; `cortex-tui prune` or `delete echo --purge`" in said
+    assert "of logs) stays readable; `cortex-tui prune` or `delete echo --purge`" in said
     assert [api["name"] for api in server.http.get("/_cortex/apis").json()["apis"]] == ["echo"]
 
 

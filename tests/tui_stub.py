@@ -180,6 +180,18 @@ def results_text(count: int) -> str:
     )
 
 
+#: What the API holds (what its delete dialog says goes with it).
+USAGE = {
+    "api_name": API,
+    "deleted_time": None,
+    "jobs": 3,
+    "running_jobs": 1,
+    "data_bytes": 1_200_000,
+    "log_bytes": 40_000,
+    "snapshot_bytes": 14_000,
+}
+
+
 class Recorded:
     """The documents one stub transport answers with; a test may change them as it runs."""
 
@@ -208,6 +220,8 @@ class Recorded:
             job_id = path.rsplit("/", 1)[-1]
             found = next(j for j in self.jobs if j["job_id"] == job_id)
             return httpx.Response(200, json={"job_status": copy.deepcopy(found)})
+        if path == f"/_cortex/apis/{API}/usage":
+            return httpx.Response(200, json=USAGE)
         if path.endswith("/failed"):
             return httpx.Response(200, json={"job_id": RUNNING, "failed_batches": FAILED_BATCHES})
         if path.endswith("/logs"):

@@ -57,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
                 answer = client.stop_job(args.api, args.job_id)
         else:
             usage = client.api_usage(args.api)
+            if usage.get("deleted_time") and not args.purge:
+                raise InputError(
+                    f"{args.api} was already deleted at {usage['deleted_time']}; its jobs are"
+                    f" kept (remove them with: cortex-tui delete {args.api} --purge)"
+                )
             said = sys.stderr if as_json else sys.stdout
             print(f"deleting {args.api}:", file=said)
             for line in footprint.deletion(usage, args.purge):

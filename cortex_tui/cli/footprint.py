@@ -38,8 +38,9 @@ def deletion(usage: Json, purge: bool) -> list[str]:
         lines.append(f"Its {_jobs(jobs)} go with it: {data}.")
     else:
         lines.append(
-            f"Its {_jobs(jobs)} ({data}) stay readable; `cortex-tui prune` or"
-            f" `delete {name} --purge` removes them."
+            f"Its {_jobs(jobs)} ({data}) {'stays' if jobs == 1 else 'stay'} readable;"
+            f" `cortex-tui prune` or `delete {name} --purge` removes"
+            f" {'it' if jobs == 1 else 'them'}."
         )
     if usage["snapshot_bytes"]:
         lines.append(f"Its snapshots ({size(usage['snapshot_bytes'])}) go at the next prune.")

@@ -14,12 +14,18 @@ def render(document: dict[str, Any], now: float, color: bool) -> str:
     """Return the jobs of ``GET /<api>`` as a table followed by the API's endpoint.
 
     Args:
-        document: The server's ``{"api_name", "endpoint", "jobs": [...]}``.
+        document: The server's ``{"api_name", "endpoint", "jobs": [...]}`` (with
+            ``deleted_time`` for a deleted API: then that is said instead of the endpoint).
         now: The current epoch time, for the duration of running jobs.
         color: Whether to color statuses.
     """
     jobs = document.get("jobs") or []
     endpoint = f"endpoint: {document.get('endpoint', '-')}"
+    if deleted := document.get("deleted_time"):
+        endpoint = (
+            f"deleted at {local_time(deleted)}: its jobs stay readable until"
+            f" `cortex-tui prune` (deploy it again to submit jobs)"
+        )
     if not jobs:
         return f"no submitted jobs\n\n{endpoint}"
     rows: list[list[str]] = []
