@@ -420,6 +420,30 @@ BAD = {
         IRIS + "- iris-2\n",
         'cortex.yaml: api #2: expected a mapping with name, kind and predictor, got "iris-2"',
     ),
+    "config nested 5000 deep": (
+        IRIS + "    config: {a: " + "[" * 5000 + "]" * 5000 + "}\n",
+        "cortex.yaml: line 5, column 113: nested more than 100 levels deep",
+    ),
+    "config integer of 6000 digits": (
+        IRIS + "    config: {a: " + "9" * 6000 + "}\n",
+        "cortex.yaml: a value cannot be read: Exceeds the limit (4300 digits) for integer"
+        " string conversion: value has 6000 digits; use sys.set_int_max_str_digits() to"
+        " increase the limit",
+    ),
+    "config NaN": (
+        IRIS + "    config: {a: .nan}\n",
+        'cortex.yaml: api "iris": predictor.config.a: nan is not a JSON number: use a finite'
+        " number or a string",
+    ),
+    "config minus infinity in a list": (
+        IRIS + "    config: {a: [1, -.inf]}\n",
+        'cortex.yaml: api "iris": predictor.config.a[1]: -inf is not a JSON number: use a'
+        " finite number or a string",
+    ),
+    "env value with a NUL": (
+        IRIS + '    env: {A: "x\\0y"}\n',
+        'cortex.yaml: api "iris": predictor.env.A: contains a NUL character',
+    ),
 }
 
 

@@ -95,6 +95,8 @@ REQUESTS = [
         "no source", id="dry-run-validates-too"),
     bad("POST", "/testbench?dryRun=maybe", items(1), 400, "dryRun", id="dry-run-not-a-boolean"),
     bad("GET", "/testbench?limit=0", None, 400, "limit", id="list-limit-0"),
+    bad("GET", f"/_cortex/apis/testbench/jobs/{JOB}/failed?limit=9223372036854775808", None,
+        400, "limit", id="failed-limit-beyond-int64"),
     bad("POST", "/nope", items(1), 404, 'api "nope" is not deployed', id="submit-unknown-api"),
     bad("GET", "/nope", None, 404, 'api "nope" is not deployed', id="list-unknown-api"),
     bad("GET", f"/nope/{JOB}", None, 404, 'api "nope" is not deployed', id="job-of-unknown-api"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,8 @@ COMPUTE_KEYS = ("cpu", "gpu", "mem")
 
 #: The largest cortex.yaml read (it describes APIs; data belongs elsewhere).
 MAX_CONFIG_FILE_BYTES = 1 << 20
+#: How deep mappings and lists may nest in a config file (as in a request body's JSON).
+_MAX_YAML_DEPTH = 100
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_RULE = 'use lowercase letters, digits and "-" (a DNS-1123 label, at most 63 characters)'
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -142,12 +145,26 @@ def _read_yaml(path: Path, label: str) -> object:
         raise _err(label, "", f"invalid YAML{at}: {e.problem or e.context}") from e
     except yaml.YAMLError as e:
         raise _err(label, "", f"invalid YAML: {e}") from e
+    except RecursionError:
+        raise _err(label, "", f"nested more than {_MAX_YAML_DEPTH} levels deep") from None
+    except ValueError as e:  # an integer past Python's digit limit
+        raise _err(label, "", f"a value cannot be read: {e}") from None
 
 
 def _refuse_aliases(text: bytes, label: str) -> None:
-    """Refuse YAML anchors and aliases: a few nested ones expand to gigabytes."""
+    """Refuse YAML anchors and aliases (a few nested ones expand to gigabytes), and nesting
+    deeper than ``_MAX_YAML_DEPTH`` (the parser would run out of stack)."""
+    depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > _MAX_YAML_DEPTH:
+                mark = event.start_mark
+                at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+                raise _err(label, "", f"{at}nested more than {_MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
             at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             raise _err(label, "", f"{at}YAML aliases (*name) are not accepted; write the value out")
@@ -257,6 +274,8 @@ def _parse_env(raw: object, where: str) -> dict[str, str]:
         if not _ENV_NAME_RE.match(key):
             rule = 'use letters, digits and "_", not starting with a digit'
             raise _err(where, "predictor.env", f'"{key}" is not a valid variable name: {rule}')
+        if isinstance(value, str) and "\0" in value:
+            raise _err(where, f"predictor.env.{key}", "contains a NUL character")
         if isinstance(value, bool):
             env[key] = "true" if value else "false"
         elif isinstance(value, str | int | float):
@@ -309,7 +328,7 @@ def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str, key
     for k in data:
         if k not in allowed:
             hint = _did_you_mean(k, allowed) or f" (allowed keys: {', '.join(allowed)})"
-            raise _err(where, key, f'unknown key "{k}"{hint}')
+            raise _err(where, key, f"unknown key {_describe(k)}{hint}")
 
 
 def _check_json(value: object, where: str) -> None:
@@ -322,6 +341,8 @@ def _check_json(value: object, where: str) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _check_json(v, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _err(where, "", f"{value} is not a JSON number: use a finite number or a string")
     elif not isinstance(value, str | int | float | bool | None):
         raise _err(where, "", f"{_describe(value)} is not a JSON value: quote it to pass a string")
 

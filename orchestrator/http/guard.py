@@ -67,7 +67,9 @@ class Guard:
             return (
                 400,
                 f"Host {headers.get('host', '')!r} is not a name this server answers for"
-                " (loopback names, the address it is bound to, and --allowed-host entries)",
+                " (loopback names, the address it is bound to unless that is every interface,"
+                " and --allowed-host entries: start it with --allowed-host NAME for each name"
+                " or address clients use)",
                 {},
             )
         credentials: Credentials = scope["app"].state.credentials
