@@ -144,7 +144,7 @@ def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
 
 @router.get("/apis/{api_name}/jobs/{job_id}/failed")
 def job_failed(
-    api_name: str, job_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1)] = 1000
+    api_name: str, job_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1_000_000)] = 1000
 ) -> dict[str, Any]:
     """Return the job's failed-batch ledger."""
     job_id = control.get_job(ctx, api_name, job_id).job_id
