@@ -139,6 +139,9 @@ def test_a_deleted_apis_jobs_stay_readable_and_survive_a_redeploy(
 def test_purge_removes_the_jobs_with_their_logs(server: Server, echo: Path, cli: Cli) -> None:
     job = finished_job(server, ["a"])
     assert cli("delete", "echo", "--yes").code == 0
+    twice = cli("delete", "echo", "--yes")
+    assert twice.err.startswith("error: echo was already deleted at ")
+    assert twice.err.endswith("(remove them with: cortex-tui delete echo --purge)\n")
 
     purged = cli("delete", "echo", "--purge", "--yes")
 
