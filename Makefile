@@ -34,12 +34,16 @@ demo: $(DEMO_STAMP)
 	@echo
 	@echo "next: source $(VENV)/bin/activate, then try: cortex-tui get iris-classifier"
 
+# Tests mostly wait on worker processes, containers and the moto server: four pytest
+# workers keep two cores busy. TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 4
+
 ## test: lint and types (ruff, mypy), then the whole test suite
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 BENCH_STAMP := $(VENV)/.bench-$(shell cksum pyproject.toml | cut -d' ' -f1)
 

@@ -405,7 +405,9 @@ def slow_api(srv: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_forged_worker_calls_are_refused_and_change_nothing(srv: Server, slow_api: str) -> None:
-    job = srv.submit(slow_api, items_job(list(range(6)), workers=2))
+    # 30 half-second batches: the queue still holds some when the forger asks for one, even
+    # on a loaded machine where the checks below take seconds.
+    job = srv.submit(slow_api, items_job(list(range(30)), workers=2))
     job_id = job["job_id"]
     srv.wait_for(slow_api, job_id, lambda s: s["worker_stats"]["running"] == 2)
     w0, w1 = f"{job_id}-w0", f"{job_id}-w1"
@@ -433,7 +435,7 @@ def test_forged_worker_calls_are_refused_and_change_nothing(srv: Server, slow_ap
     status = srv.wait(slow_api, job_id, timeout=90)
     assert status["status"] == "status_succeeded", status
     results = srv.results(slow_api, job_id)
-    assert sorted(r["result"] for r in results) == list(range(6))
+    assert sorted(r["result"] for r in results) == list(range(30))
     assert "FORGED" not in json.dumps(results)
 
 
