@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.logs_screen import LogsScreen
+from cortex_tui.tui.results_screen import ResultsScreen
 from tests import tui_stub
 from tests.tui_stub import Ticks, stub_app
 
@@ -112,3 +113,48 @@ def test_command_palette_offers_every_action_of_the_view() -> None:
         app.client.close()
 
     asyncio.run(scenario())
+
+
+# --- 80x24: the narrow layouts -----------------------------------------------------------
+
+NARROW = (80, 24)
+
+
+def test_apis_view_80x24(snap_compare: Any) -> None:
+    assert snap_compare(stub_app(), terminal_size=NARROW, run_before=settle)
+
+
+def test_jobs_view_80x24(snap_compare: Any) -> None:
+    assert snap_compare(stub_app(), press=["enter"], terminal_size=NARROW, run_before=settle)
+
+
+def test_jobs_view_read_only_80x24(snap_compare: Any) -> None:
+    assert snap_compare(
+        stub_app(readonly=True), press=["enter"], terminal_size=NARROW, run_before=settle
+    )
+
+
+def test_job_view_80x24(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.push_screen(JobScreen(tui_stub.API, tui_stub.RUNNING))
+        await settle(pilot)
+
+    assert snap_compare(stub_app(), terminal_size=NARROW, run_before=run_before)
+
+
+def test_submit_form_80x24(snap_compare: Any) -> None:
+    assert snap_compare(stub_app(), press=["n"], terminal_size=NARROW, run_before=settle)
+
+
+def test_results_view_80x24(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        pilot.app.push_screen(ResultsScreen(tui_stub.API, tui_stub.DONE))
+        screen = pilot.app.screen
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(screen, ResultsScreen) and screen.state == "done":
+                break
+        await pilot.press("n")
+        await settle(pilot)
+
+    assert snap_compare(stub_app(), terminal_size=NARROW, run_before=run_before)

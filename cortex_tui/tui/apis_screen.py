@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from cortex_tui.cli import footprint
 from cortex_tui.cli.timefmt import last_update
@@ -17,7 +17,8 @@ from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.cells import progress_cell, status_text
 from cortex_tui.tui.confirm_screen import ConfirmScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
-from cortex_tui.tui.keyed_table import KeyedTable, Row
+from cortex_tui.tui.keyed_table import Cell, KeyedTable, Row
+from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.polled_screen import PolledScreen
 
 COLUMNS = (
@@ -25,6 +26,14 @@ COLUMNS = (
     ("backend", "BACKEND"),
     ("running", "RUNNING JOBS"),
     ("latest", "LATEST JOB"),
+    ("status", "STATUS"),
+    ("progress", "PROGRESS"),
+    ("updated", "LAST UPDATE"),
+)
+# Below 110 columns: what a glance needs, the latest job's id and the backend left out.
+NARROW_COLUMNS = (
+    ("name", "NAME"),
+    ("running", "RUN"),
     ("status", "STATUS"),
     ("progress", "PROGRESS"),
     ("updated", "LAST UPDATE"),
@@ -38,6 +47,7 @@ class ApisScreen(PolledScreen):
         "Every deployed API: its backend, how many of its jobs run, its latest job and how"
         " far that got. Enter opens the API's jobs; / filters by name; n submits a job to"
         " the selected API; d deploys a project directory; x deletes the selected API."
+        " Below 110 columns the backend and the latest job's id are left out."
     )
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
@@ -46,21 +56,26 @@ class ApisScreen(PolledScreen):
         Binding("d", "deploy", "Deploy"),
         Binding("x", "delete_api", "Delete API"),
         Binding("r", "refresh", "Refresh"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("escape", "back", "Clear filter", show=False),
     ]
+    NARROW_BELOW = 110
+    REFUSED_WHEN_READONLY = {
+        "submit": "submitting a job",
+        "deploy": "deploying",
+        "delete_api": "deleting an API",
+    }
 
     def __init__(self) -> None:
         super().__init__()
         self.apis: list[Json] = []
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="filter APIs by name (enter to keep, escape to clear)", id="filter")
+        yield ListFilter(placeholder="filter APIs by name (enter to keep, escape to clear)")
         yield KeyedTable(COLUMNS, id="apis")
         yield Static("", id="empty", markup=False)
 
     def on_mount(self) -> None:
         self.title = self.cortex.view_title("APIs")
-        self.query_one("#filter", Input).display = False
         self.query_one(KeyedTable).focus()
         super().on_mount()
 
@@ -69,18 +84,25 @@ class ApisScreen(PolledScreen):
 
     def show(self, data: Any) -> None:
         self.apis = list(data.get("apis") or [])
-        self._render_rows()
+        self.refill()
 
-    def _render_rows(self) -> None:
-        needle = self.query_one("#filter", Input).value.strip().casefold()
+    def refill(self) -> None:
+        box = self.query_one(ListFilter)
+        needle = box.needle
         now = self.cortex.clock()
+        columns = NARROW_COLUMNS if self.narrow else COLUMNS
         rows: list[Row] = [
-            (api["name"], _cells(api, now)) for api in self.apis if needle in api["name"].casefold()
+            (api["name"], _cells(api, now, columns))
+            for api in self.apis
+            if box.matches(api["name"])
         ]
-        self.query_one(KeyedTable).sync(rows)
+        table = self.query_one(KeyedTable)
+        table.set_columns(columns)
+        table.sync(rows)
         empty = self.query_one("#empty", Static)
         if not self.apis:
-            empty.update("No APIs are deployed yet: press d to deploy a project directory.")
+            hint = "" if self.cortex.readonly else ": press d to deploy a project directory"
+            empty.update(f"No APIs are deployed yet{hint}.")
         elif not rows:
             empty.update(f"No API matches {needle!r} (escape clears the filter).")
         else:
@@ -88,28 +110,9 @@ class ApisScreen(PolledScreen):
         count = f"{len(rows)} of {len(self.apis)} shown" if needle else f"{len(self.apis)} deployed"
         self.sub_title = f"{count} · {self.cortex.client.base_url}"
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._render_rows()
-
-    def action_filter(self) -> None:
-        """Show the filter and focus it."""
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        """Clear and hide the filter, or go back to the table."""
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.display = False
-        self.query_one(KeyedTable).focus()
-
     def action_open(self) -> None:
         """Open the selected API's jobs (from the filter: go to the table)."""
-        box = self.query_one("#filter", Input)
-        if box.has_focus:
-            box.display = bool(box.value)
-            self.query_one(KeyedTable).focus()
+        if self.leave_filter():
             return
         name = self.query_one(KeyedTable).selected_key
         if name is not None:
@@ -156,14 +159,16 @@ class ApisScreen(PolledScreen):
         self.app.call_from_thread(self.app.push_screen, dialog, confirmed)
 
 
-def _cells(api: Json, now: float) -> tuple[str | Text, ...]:
+def _cells(api: Json, now: float, columns: tuple[tuple[str, str], ...]) -> tuple[Cell, ...]:
     job = api.get("latest_job") or {}
-    return (
-        Text(api["name"], style="bold"),
-        api.get("backend") or "-",
-        str(api.get("running_jobs", 0)),
-        job.get("job_id") or "-",
-        status_text(job.get("status")) if job else Text("-", style="dim"),
-        progress_cell(job, 16) if job else Text("-", style="dim"),
-        last_update(api, now),
-    )
+    narrow = columns is NARROW_COLUMNS
+    cells: dict[str, Cell] = {
+        "name": Text(api["name"], style="bold"),
+        "backend": api.get("backend") or "-",
+        "running": str(api.get("running_jobs", 0)),
+        "latest": job.get("job_id") or "-",
+        "status": status_text(job.get("status"), compact=narrow) if job else Text("-", style="dim"),
+        "progress": progress_cell(job, 10 if narrow else 16) if job else Text("-", style="dim"),
+        "updated": last_update(api, now),
+    }
+    return tuple(cells[key] for key, _ in columns)

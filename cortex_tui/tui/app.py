@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -19,6 +20,7 @@ from cortex_tui.tui.help_screen import HelpScreen, view_bindings
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.saved_file import free_path, write_lines
 from cortex_tui.tui.submit_screen import SubmitScreen
 
 DEFAULT_REFRESH_S = 2.0
@@ -30,11 +32,13 @@ class CortexApp(App[None]):
     Args:
         client: The client every request goes through (built against a test server, or a
             stub transport for snapshots).
-        readonly: Refuse every destructive action (stop, delete).
+        readonly: Refuse (and hide) every action that changes something: deploy, submit,
+            stop, delete.
         refresh_s: Seconds between two polls of a screen.
         clock: Wall-clock time (epoch seconds), for durations and ages.
         monotonic: A monotonic clock, for throughput.
         notices: Lines to show when the app opens (e.g. that the embedded server started).
+        save_dir: Where saved results and logs go (the current directory by default).
     """
 
     TITLE = "cortex-tui"
@@ -53,6 +57,7 @@ class CortexApp(App[None]):
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         notices: Iterable[str] = (),
+        save_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -61,6 +66,7 @@ class CortexApp(App[None]):
         self.clock = clock
         self.monotonic = monotonic
         self.notices = list(notices)
+        self.save_dir = save_dir
 
     def on_mount(self) -> None:
         self.sub_title = self.client.base_url
@@ -91,6 +97,8 @@ class CortexApp(App[None]):
 
     def open_submit(self, api: str) -> None:
         """Open the submit form for ``api``; on success, open the new job."""
+        if self.refuse_if_readonly("submitting a job"):
+            return
 
         def submitted(job_id: str | None) -> None:
             if job_id:
@@ -103,11 +111,15 @@ class CortexApp(App[None]):
 
     def open_deploy(self, then: Callable[[], None]) -> None:
         """Open the deploy dialog; call ``then`` when it closes after deploying."""
+        if self.refuse_if_readonly("deploying"):
+            return
         self.push_screen(DeployScreen(), lambda deployed: then() if deployed else None)
 
     @work(thread=True, group="delete")
     def delete_api(self, name: str, then: Callable[[], None]) -> None:
         """Delete an API (stopping its jobs) in a worker thread."""
+        if self.readonly:  # the view refused already; never reached from a read-only view
+            return
         try:
             message = self.client.delete_api(name).get("message") or f"deleted {name}"
         except CortexTuiError as e:
@@ -115,6 +127,18 @@ class CortexApp(App[None]):
         else:
             self.call_from_thread(self.notify, str(message))
         self.call_from_thread(then)
+
+    @work(thread=True, group="save")
+    def save_lines(self, what: str, name: str, lines: Callable[[], Iterator[str]]) -> None:
+        """Write the lines ``lines()`` streams to a new file ``name`` (in a worker thread),
+        then say where, or why not."""
+        path = free_path(self.save_dir or Path.cwd(), name)
+        try:
+            count = write_lines(path, lines())
+        except (CortexTuiError, OSError) as e:
+            self.call_from_thread(self.notify, f"could not save {what}: {e}", severity="error")
+        else:
+            self.call_from_thread(self.notify, f"saved {count} {what} to {path}", timeout=15)
 
     def action_home(self) -> None:
         """Go back to the APIs."""

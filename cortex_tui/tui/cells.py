@@ -24,11 +24,16 @@ IN_FLIGHT_STYLE = "yellow"
 REMAINING_STYLE = "grey35"
 
 
-def status_text(status: str | None) -> Text:
-    """Return a status for people (``timed out``), coloured (red for every failure)."""
+_COMPACT = {"status_completed_with_failures": "with failures"}
+
+
+def status_text(status: str | None, compact: bool = False) -> Text:
+    """Return a status for people (``timed out``), coloured (red for every failure);
+    ``compact`` shortens the longest (for narrow terminals)."""
     if not status:
         return Text("-", style="dim")
-    return Text(short_status(status), style=_STATUS_STYLES.get(status, "bold red"))
+    label = _COMPACT.get(status) if compact else None
+    return Text(label or short_status(status), style=_STATUS_STYLES.get(status, "bold red"))
 
 
 def is_terminal(status: str | None) -> bool:

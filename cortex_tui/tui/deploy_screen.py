@@ -30,6 +30,7 @@ class DeployScreen(ModalScreen[bool]):
     DeployScreen { align: center middle; }
     DeployScreen > Vertical {
         width: 84;
+        max-width: 100%;
         height: auto;
         border: thick $accent;
         background: $panel;

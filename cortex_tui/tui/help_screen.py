@@ -25,6 +25,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
         width: 84;
+        max-width: 100%;
         height: auto;
         max-height: 90%;
         border: thick $accent;
@@ -43,6 +44,12 @@ class HelpScreen(ModalScreen[None]):
         text = Text()
         text.append(f"{title}\n\n", style="bold")
         text.append(str(getattr(self.target, "HELP", "")) + "\n")
+        if getattr(self.app, "readonly", False):
+            text.append(
+                "\nRead-only (--readonly): deploying, submitting, stopping and deleting are"
+                " turned off, and their keys are not listed.\n",
+                style="bold yellow",
+            )
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold cyan", no_wrap=True)
         keys.add_column()

@@ -29,6 +29,7 @@ from cortex_tui.tui.cells import (
 from cortex_tui.tui.keyed_table import KeyedTable, Row
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.polled_screen import PolledScreen
+from cortex_tui.tui.results_screen import ResultsScreen
 from cortex_tui.tui.throughput import Throughput
 from cortex_tui.tui.traceback_screen import TracebackScreen
 
@@ -52,18 +53,24 @@ class JobScreen(PolledScreen):
         " remaining batches separately. Throughput is measured from successive refreshes;"
         " the ETA uses the last minute's rate. Failed batches are listed with their error,"
         " attempts and worker: select one and press t (or enter) for its traceback. s stops"
-        " the job after confirmation; l opens its logs; n submits another job."
+        " the job after confirmation; l opens its logs; o its results (paged, s there saves"
+        " them); n submits another job."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("l", "logs", "Logs"),
+        Binding("o", "results", "Results"),
         Binding("s", "stop", "Stop job"),
         Binding("t", "traceback", "Traceback"),
         Binding("n", "submit", "Submit job"),
         Binding("r", "refresh", "Refresh"),
     ]
+    REFUSED_WHEN_READONLY = {"stop": "stopping a job", "submit": "submitting a job"}
+    NARROW_BELOW = 120
     DEFAULT_CSS = """
-    JobScreen #body { padding: 0 1; }
+    JobScreen #body { padding: 0 1; scrollbar-gutter: stable; }
+    JobScreen.-narrow #stats { layout: vertical; }
+    JobScreen.-narrow #batches, JobScreen.-narrow #workers { width: 100%; }
     JobScreen .section { margin-top: 1; text-style: bold; color: $accent; }
     JobScreen #stats { height: auto; }
     JobScreen #batches, JobScreen #workers { width: 1fr; height: auto; }
@@ -266,6 +273,10 @@ class JobScreen(PolledScreen):
     def action_logs(self) -> None:
         """Show this job's logs."""
         self.app.push_screen(LogsScreen(self.api, self.job_id))
+
+    def action_results(self) -> None:
+        """Show this job's results."""
+        self.app.push_screen(ResultsScreen(self.api, self.job_id))
 
     def action_submit(self) -> None:
         """Submit another job to this API."""

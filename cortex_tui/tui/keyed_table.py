@@ -42,6 +42,19 @@ class KeyedTable(DataTable[Cell]):
             return None
         return row_key.value
 
+    def set_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """Show these columns from now on (a narrow layout, say); the next ``sync`` fills
+        them, keeping the cursor on the same key."""
+        if list(columns) == self._columns:
+            return
+        self._wanted = self.selected_key or self._wanted
+        self._columns = list(columns)
+        self._keys, self._cells = [], {}
+        if self.is_mounted:
+            self.clear(columns=True)
+            for key, label in self._columns:
+                self.add_column(label, key=key)
+
     def select(self, key: str) -> None:
         """Put the cursor on ``key``'s row, now or as soon as a refresh brings it."""
         if key in self._cells:

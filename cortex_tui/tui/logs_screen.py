@@ -10,11 +10,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.banner import ConnectionBanner
 from cortex_tui.tui.cells import is_terminal
+from cortex_tui.tui.key_footer import KeyFooter
 from cortex_tui.tui.log_view import LogView
 from cortex_tui.tui.title_bar import TitleBar
 
@@ -35,7 +36,8 @@ class LogsScreen(Screen[None]):
         " / searches (matches are highlighted, other lines stay), n and N jump between"
         " matches; [ and ] pick a worker to show (or all); w wraps long lines; t shows or"
         " hides timestamps (UTC). Arrows, PgUp/PgDn, g and G scroll; scrolling up pauses"
-        " following and G (end) resumes it."
+        " following and G (end) resumes it. s saves the whole log (as the server has it"
+        " now) to a file in the current directory."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -47,9 +49,10 @@ class LogsScreen(Screen[None]):
         Binding("left_square_bracket", "previous_worker", "Prev worker", show=False),
         Binding("w", "toggle_wrap", "Wrap"),
         Binding("t", "toggle_timestamps", "Timestamps"),
+        Binding("s", "save", "Save"),
     ]
     DEFAULT_CSS = """
-    LogsScreen #status { height: 1; background: $boost; padding: 0 1; }
+    LogsScreen #status { height: auto; max-height: 3; background: $boost; padding: 0 1; }
     LogsScreen #search { dock: bottom; display: none; }
     """
 
@@ -77,7 +80,7 @@ class LogsScreen(Screen[None]):
         yield LogView(id="log")
         yield Static("", id="status", markup=False)
         yield Input(placeholder="search (enter to find, escape to cancel)", id="search")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = self.cortex.view_title(f"Logs of {self.job_id}")
@@ -179,6 +182,15 @@ class LogsScreen(Screen[None]):
             self._show_status()
         else:
             self.app.pop_screen()
+
+    def action_save(self) -> None:
+        """Save the job's whole log to a file."""
+        self.notify("saving the log…")
+        self.cortex.save_lines(
+            "log lines",
+            f"{self.api}-{self.job_id}.log",
+            lambda: self.cortex.client.logs(self.api, self.job_id),
+        )
 
     def action_toggle_follow(self) -> None:
         """Follow the end of the log, or stop following it."""

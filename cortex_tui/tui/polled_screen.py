@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer
 
 from cortex_tui.client import CortexClient
 from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.banner import ConnectionBanner
 from cortex_tui.tui.cells import is_terminal, remaining_batches
 from cortex_tui.tui.confirm_screen import ConfirmScreen
+from cortex_tui.tui.key_footer import KeyFooter
+from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.messages import DataFetched, FetchFailed, JobStopped
 from cortex_tui.tui.title_bar import TitleBar
 
@@ -31,10 +34,15 @@ class PolledScreen(Screen[None]):
     """
 
     HELP: ClassVar[str] = ""
+    NARROW_BELOW: ClassVar[int] = 0
+    """Below this many columns the view takes its narrow layout (class ``-narrow``)."""
+    REFUSED_WHEN_READONLY: ClassVar[dict[str, str]] = {}
+    """The view's actions that change something, and what a refusal calls each."""
 
     def __init__(self) -> None:
         super().__init__()
         self._in_flight = False
+        self.narrow = False
 
     @property
     def cortex(self) -> CortexApp:
@@ -45,7 +53,7 @@ class PolledScreen(Screen[None]):
         yield TitleBar()
         yield ConnectionBanner()
         yield from self.compose_body()
-        yield Footer()
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         """Yield the widgets between the banner and the footer."""
@@ -59,14 +67,72 @@ class PolledScreen(Screen[None]):
         """Show what ``fetch`` returned; called on the UI thread."""
         raise NotImplementedError
 
+    # --- read-only ----------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # False, not None: read-only hides these keys (footer, help, command palette)
+        # rather than showing them disabled.
+        return not (self.cortex.readonly and action in self.REFUSED_WHEN_READONLY)
+
+    def on_key(self, event: events.Key) -> None:
+        # A hidden key is not bound any more: say why it does nothing.
+        if not self.cortex.readonly:
+            return
+        for binding in Binding.make_bindings(self.BINDINGS):
+            what = self.REFUSED_WHEN_READONLY.get(binding.action)
+            if binding.key == event.key and what is not None:
+                event.stop()
+                self.cortex.refuse_if_readonly(what)
+                return
+
     # --- polling ----------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self._fit(self.app.size.width)
         self.poll_now()
         self.set_interval(self.cortex.refresh_s, self._tick)
 
     def on_screen_resume(self) -> None:
+        self._fit(self.app.size.width)
         self.poll_now()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        narrow = width < self.NARROW_BELOW
+        if narrow != self.narrow:
+            self.narrow = narrow
+            self.set_class(narrow, "-narrow")
+            self.refill()
+
+    def refill(self) -> None:
+        """Show the data again, without fetching: the layout or the filter changed."""
+
+    # --- the / filter of a list ------------------------------------------------------
+
+    @property
+    def list_filter(self) -> ListFilter | None:
+        """Return the view's filter, if it has one."""
+        return self.query(ListFilter).first() if self.query(ListFilter) else None
+
+    def action_filter(self) -> None:
+        """Filter the list: only rows holding what is typed."""
+        if self.list_filter is not None:
+            self.list_filter.open()
+
+    def leave_filter(self) -> bool:
+        """Go from the filter back to the list, keeping it; return whether it had focus."""
+        box = self.list_filter
+        if box is None or not box.has_focus:
+            return False
+        box.keep()
+        self.query_one(KeyedTable).focus()
+        return True
+
+    def on_input_changed(self, event: ListFilter.Changed) -> None:
+        if event.input is self.list_filter:
+            self.refill()
 
     def _tick(self) -> None:
         if self._visible():
@@ -111,8 +177,13 @@ class PolledScreen(Screen[None]):
         self.poll_now()
 
     def action_back(self) -> None:
-        """Go back to the previous screen."""
-        if len(self.app.screen_stack) > 2:
+        """Clear the filter, else go back to the previous screen."""
+        box = self.list_filter
+        if box is not None and (box.active or box.has_focus):
+            box.clear()
+            self.query_one(KeyedTable).focus()
+            self.refill()
+        elif len(self.app.screen_stack) > 2:
             self.app.pop_screen()
 
     # --- stopping a job ------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -27,9 +27,11 @@ class SubmitScreen(ModalScreen[str | None]):
 
     DEFAULT_CSS = """
     SubmitScreen { align: center middle; }
-    SubmitScreen > Vertical {
+    SubmitScreen > VerticalScroll {
         width: 84;
+        max-width: 100%;
         height: auto;
+        max-height: 100%;
         border: thick $accent;
         background: $panel;
         padding: 1 2;
@@ -64,7 +66,7 @@ class SubmitScreen(ModalScreen[str | None]):
         self.api = api
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with VerticalScroll():  # in a short terminal the form scrolls to its buttons
             yield Static(f"Submit a job to {self.api}", id="title", markup=False)
             yield Label("Items file: a JSON list, or JSON lines (.jsonl), one item per line")
             yield PathInput(

@@ -1,0 +1,47 @@
+"""The ``/`` filter of a list: only the rows whose text holds what is typed (any case)."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+
+class ListFilter(Input):
+    """A one-line filter above a list, hidden until ``/`` opens it.
+
+    Enter goes back to the list keeping the filter (the box stays in view while it filters);
+    escape clears it.
+    """
+
+    DEFAULT_CSS = """
+    ListFilter { display: none; }
+    ListFilter.-open { display: block; }
+    """
+
+    @property
+    def needle(self) -> str:
+        """Return what rows must contain (case-folded), or "" for every row."""
+        return self.value.strip().casefold()
+
+    @property
+    def active(self) -> bool:
+        """Return whether the filter is in view."""
+        return self.has_class("-open")
+
+    def matches(self, *texts: str) -> bool:
+        """Return whether a row with these texts passes the filter."""
+        needle = self.needle
+        return not needle or any(needle in text.casefold() for text in texts)
+
+    def open(self) -> None:
+        """Show the filter and type into it."""
+        self.add_class("-open")
+        self.focus()
+
+    def keep(self) -> None:
+        """Leave the filter as it is (hidden when empty)."""
+        self.set_class(bool(self.needle), "-open")
+
+    def clear(self) -> None:
+        """Show every row again."""
+        self.value = ""
+        self.remove_class("-open")

@@ -1,0 +1,98 @@
+"""The TUI in an 80x24 terminal: nothing essential off-screen, every key reachable."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from textual.widgets import Button, Static
+
+from cortex_tui.tui import CortexApp
+from cortex_tui.tui.job_screen import JobScreen
+from cortex_tui.tui.jobs_screen import JobsScreen
+from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.submit_screen import SubmitScreen
+from tests import tui_stub
+from tests.test_tui_stubbed import offered, run, shown, until
+
+NARROW = (80, 24)
+
+
+def header_and_first_row(app: CortexApp) -> list[str]:
+    return [*shown(app.screen.query_one(KeyedTable)).splitlines(), "", ""][:2]
+
+
+async def showing(app: CortexApp, pilot: Pilot[None], text: str) -> list[str]:
+    """Return the table's header and first row once the table shows ``text``."""
+    await until(pilot, lambda: text in "".join(header_and_first_row(app)))
+    return header_and_first_row(app)
+
+
+def test_the_apis_view_keeps_progress_and_last_update_in_view() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        header, row = await showing(app, pilot, "123/400")
+        assert len(header.rstrip()) <= 80
+        for column in ("NAME", "STATUS", "PROGRESS", "LAST UPDATE"):
+            assert column in header
+        assert "running" in row and "123/400" in row and row.rstrip().endswith("now")
+        footer = await offered(app, pilot)
+        assert footer[-2:] == ["q", "question_mark"]
+        assert {"enter", "slash", "n"} <= set(footer)
+
+    run(scenario, size=NARROW)
+
+
+def test_the_apis_view_takes_the_narrow_layout_when_the_terminal_shrinks() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        assert "BACKEND" in (await showing(app, pilot, "123/400"))[0]
+        await pilot.resize_terminal(*NARROW)
+        await until(pilot, lambda: "BACKEND" not in header_and_first_row(app)[0])
+        header, row = header_and_first_row(app)
+        assert "LAST UPDATE" in header and "123/400" in row
+        await pilot.resize_terminal(160, 48)
+        await until(pilot, lambda: "LATEST JOB" in header_and_first_row(app)[0])
+        assert app.screen.query_one(KeyedTable).selected_key == tui_stub.API
+
+    run(scenario)
+
+
+def test_the_jobs_view_headers_read_whole() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        header, row = await showing(app, pilot, "123/400")
+        assert header.split() == ["JOB", "ID", "STATUS", "PROGRESS", "FAILED", "DURATION", "ETA"]
+        assert row.startswith(f" {tui_stub.RUNNING}  running")
+        assert (await offered(app, pilot))[-2:] == ["q", "question_mark"]
+
+    run(scenario, size=NARROW)
+
+
+def test_the_job_view_stacks_its_tables_with_whole_headers() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        app.push_screen(JobScreen(tui_stub.API, tui_stub.RUNNING))
+        await until(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job is not None)
+        await pilot.pause(0.1)
+        batches = shown(app.screen.query_one("#batches", Static))
+        workers = shown(app.screen.query_one("#workers", Static))
+        for header in ("in queue", "in flight", "succeeded", "avg/batch"):
+            assert header in batches
+        for header in ("pending", "initializing", "running", "stalled"):
+            assert header in workers
+        assert "…" not in batches + workers
+        assert (await offered(app, pilot))[-2:] == ["q", "question_mark"]
+
+    run(scenario, size=NARROW)
+
+
+def test_the_submit_form_scrolls_to_its_buttons() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
+        form = app.screen
+        await pilot.press("tab", "tab", "tab", "tab", "tab")
+        button = form.query_one("#submit", Button)
+        assert app.focused is button
+        await pilot.pause(0.2)
+        assert form.region.contains_region(button.region)
+        assert button.region.right <= 80 and button.region.bottom <= 24
+
+    run(scenario, size=NARROW)
