@@ -222,6 +222,24 @@ def test_job_view_shows_stats_config_and_where_to_look_next() -> None:
     )
 
 
+def test_the_watched_job_view_fits_24_lines_with_live_workers_first() -> None:
+    states = ["succeeded"] * 20 + ["running"] * 12
+    workers = {"workers": [{"worker": f"w{i}", "state": s} for i, s in enumerate(states)]}
+    document = {"job_status": job(workers=32)}
+
+    text = get_job.render_watch(document, workers, EPOCH0, False, suggest, lines=22)
+    lines = text.splitlines()
+
+    assert len(lines) == 22, text  # 24 rows less the watch header and its blank line
+    assert max(len(line) for line in lines) <= 80, text
+    assert lines[0] == "job 1a2b3c4d5e6f7a8b   running"
+    shown = [line.split()[0] for line in lines if line.startswith("w")]
+    assert shown == [f"w{i}" for i in range(20, 29)], text  # the running ones first
+    assert "... and 23 more (without --watch: all of them)" in lines
+    assert lines[-1] == "logs: cortex-tui logs iris 1a2b3c4d5e6f7a8b"
+    assert "job config" not in text
+
+
 def test_wait_progress_and_outcome_lines() -> None:
     running = job(batch_metrics={"succeeded": 11, "failed": 1, "total": 30},
                   worker_stats={"running": 2, "pending": 0, "initializing": 1})  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from cortex_tui.cli import get_apis, get_job, get_jobs
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.output import add_output_option, format_json
 from cortex_tui.cli.render import use_color
-from cortex_tui.cli.watch import show
+from cortex_tui.cli.watch import WATCH_HEADER_LINES, show
 from cortex_tui.client import CortexClient
 
 
@@ -79,6 +80,9 @@ def _renderer(
         if as_json:
             return format_json(job)
         workers = client.workers(args.api, args.job_id)
+        if args.watch and sys.stdout.isatty():
+            lines = shutil.get_terminal_size().lines - WATCH_HEADER_LINES
+            return get_job.render_watch(job, workers, time.time(), color, suggest, lines)
         return get_job.render(job, workers, time.time(), color, suggest)
 
     return render

@@ -68,6 +68,50 @@ def render(
     return "\n\n".join(sections)
 
 
+def render_watch(
+    document: dict[str, Any],
+    workers: dict[str, Any],
+    now: float,
+    color: bool,
+    suggest: Callable[..., str],
+    lines: int,
+) -> str:
+    """Return the same view cut to ``lines`` lines for ``--watch``: status, times, batch and
+    worker stats first, then as many workers as fit (live ones first), then the logs hint;
+    the job's config, which does not change, is left out."""
+    job = document["job_status"]
+    status = colored(short_status(job.get("status")), status_color(job.get("status")), color)
+    if job.get("message"):
+        status += f" ({job['message']})"
+    start, end = job.get("start_time"), job.get("end_time")
+    head = [
+        f"job {job['job_id']}   {status}",
+        f"created {local_time(job.get('created_time'))}   ended {local_time(end)}   duration"
+        f" {format_duration(job_duration(start, end, now))}",
+        "",
+        _batch_stats(job),
+        "",
+        format_table(
+            WORKER_STATS, [[str((job.get("worker_stats") or {}).get(k, 0)) for k in WORKER_STATS]]
+        ),
+    ]
+    tail = ["", f"logs: {suggest('logs', job['api_name'], job['job_id'])}"]
+    room = lines - len("\n".join(head).splitlines()) - len(tail) - 2  # a blank, the headers
+    return "\n".join([*head, *_some_workers(workers.get("workers") or [], room), *tail])
+
+
+def _some_workers(workers: list[dict[str, Any]], room: int) -> list[str]:
+    """Return the workers table in at most ``room`` rows (live workers first), or nothing."""
+    if not workers or room < 1:
+        return []
+    ordered = sorted(workers, key=lambda w: w.get("state") in ("succeeded", "failed"))
+    shown = ordered if len(ordered) <= room else ordered[: room - 1]
+    table = ["", *_workers(shown).splitlines()]
+    if len(shown) < len(ordered):
+        table.append(f"... and {len(ordered) - len(shown)} more (without --watch: all of them)")
+    return table
+
+
 def _header(job: dict[str, Any], now: float, color: bool) -> str:
     status = colored(short_status(job.get("status")), status_color(job.get("status")), color)
     if job.get("message"):

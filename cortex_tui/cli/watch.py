@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -10,7 +11,21 @@ from datetime import datetime
 from cortex_tui.errors import CortexTuiError
 
 WATCH_INTERVAL_S = 2.0
+#: The lines above the view on a terminal: the header, then a blank line.
+WATCH_HEADER_LINES = 2
 _CLEAR = "\x1b[H\x1b[2J"
+
+
+def _fit(text: str) -> str:
+    """Cut each line of ``text`` to the terminal's width, so that none wraps.
+
+    Lines with escape codes (colors) are left whole: they are the short status lines.
+    """
+    width = shutil.get_terminal_size().columns
+    return "\n".join(
+        line if len(line) <= width or "\x1b" in line else line[: width - 1] + "…"
+        for line in text.splitlines()
+    )
 
 
 def show(
@@ -34,8 +49,8 @@ def show(
         while True:
             if tty:
                 clock = datetime.now().strftime("%H:%M:%S")
-                header = f"every {WATCH_INTERVAL_S:.0f}s: {title}   {clock}   (Ctrl-C to stop)"
-                sys.stdout.write(f"{_CLEAR}{header}\n\n{text}\n")
+                header = f"{clock}  every {WATCH_INTERVAL_S:.0f}s: {title}   (Ctrl-C to stop)"
+                sys.stdout.write(f"{_CLEAR}{_fit(header)}\n\n{_fit(text)}\n")
             else:
                 sys.stdout.write(f"{text}\n\n")
             sys.stdout.flush()
