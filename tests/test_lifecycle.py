@@ -470,6 +470,7 @@ def test_stopped_job_stays_stopped_and_keeps_its_results(server: Server, testben
     status = server.wait_workers_gone(testbench, job_id)
     assert status["status"] == "status_stopped"
     assert status["message"] == "stopped by request"
+    assert {w["reason"] for w in server.workers(testbench, job_id)} == {"stopped"}
     assert "end_time" in status
     done = status["batch_metrics"]["succeeded"]
     assert 2 <= done < 30

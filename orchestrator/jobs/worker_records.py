@@ -130,8 +130,10 @@ def record_exit(
         clean = known_reason == EndReason.DONE and probe.exit_code in (0, None)
         if probe.oom:
             reason, error = EndReason.OOM, f"worker {short_name(worker_id)} {probe.message}"
-        elif clean:
+        elif clean:  # done, or (its job stopped or timed out) told to stop and did
             reason, error = EndReason.DONE, None
+            if job_queries.status_of(conn, job_id) in _TOLD_TO_STOP:
+                reason = EndReason.STOPPED
         else:
             reason = reason or known_reason or EndReason.CRASH
             error = known_error or probe.message or _exit_text(worker_id, probe.exit_code)
@@ -154,6 +156,10 @@ def record_exit(
     if returned:
         text += f"; {returned} batch(es) it held went back to the queue"
     ctx.log_event(job_id, text)
+
+
+#: A job ending so tells its workers to stop: one that then exits cleanly was stopped.
+_TOLD_TO_STOP = (JobStatus.STOPPED, JobStatus.TIMED_OUT)
 
 
 def _exit_text(worker_id: str, code: int | None) -> str:
