@@ -216,6 +216,11 @@ class CortexClient:
         """Return ``{"workers": [...]}``: each worker's state and how it ended."""
         return self._json("GET", f"{_job_path(api, job_id)}/workers")
 
+    def replay_spec(self, api: str, job_id: str, batch_index: int) -> Json:
+        """Return what replaying a batch needs: its snapshot, predictor, env, merged config,
+        ``job_spec`` and exact payload (``GET .../batches/<index>/replay``)."""
+        return self._json("GET", f"{_job_path(api, job_id)}/batches/{batch_index}/replay")
+
     # --- plumbing ------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -18,11 +18,12 @@ from orchestrator.http.openapi import (
     BODY_ERRORS,
     COMMON_ERRORS,
     DEPLOY,
+    REPLAY,
     json_answer,
     text_answer,
 )
 from orchestrator.http.openapi import json_body as body_of
-from orchestrator.jobs import control, logs, prune, results
+from orchestrator.jobs import control, logs, prune, replay, results
 from orchestrator.jobs.worker_records import short_name
 from orchestrator.store import job_queries, worker_queries
 from orchestrator.store.models import WorkerRecord
@@ -173,6 +174,21 @@ def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
             for w in rows
         ]
     }
+
+
+@router.get(
+    "/apis/{api_name}/jobs/{job_id}/batches/{batch_index}/replay",
+    responses=json_answer(REPLAY, "What replaying the batch needs (see runtime/replay.py)"),
+)
+def batch_replay(
+    api_name: str,
+    job_id: str,
+    batch_index: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    ctx: Ctx,
+) -> dict[str, Any]:
+    """Return what replaying one batch needs: the snapshot the job ran, its predictor,
+    ``predictor.env``, merged config and ``job_spec``, and the batch's exact payload."""
+    return replay.replay_spec(ctx, api_name, job_id, batch_index)
 
 
 @router.get("/queues/{job_id}")

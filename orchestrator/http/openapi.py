@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator.jobs.sources import SOURCE_KINDS
+from orchestrator.status import BatchState
 
 
 class ErrorBody(BaseModel):
@@ -131,6 +132,33 @@ JOB_STATUS: dict[str, Any] = {
         "worker_stats": {"type": "object", "additionalProperties": {"type": "integer"}},
         "config": {"type": "object"},
         "message": {"type": ["string", "null"]},
+    },
+}
+
+REPLAY: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        *("job_id", "api_name", "api_id", "project_dir", "predictor", "env", "config"),
+        *("job_spec", "batch_index", "first_item", "size", "state", "payload"),
+    ],
+    "properties": {
+        "job_id": {"type": "string"},
+        "api_name": {"type": "string"},
+        "api_id": {"type": "string"},
+        "backend": {"type": "string"},
+        "project_dir": {"type": "string", "description": "The snapshot the job ran from"},
+        "predictor": {"type": "object", "required": ["path"]},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "config": {"type": "object", "description": "The job's merged config"},
+        "job_spec": {"type": "object"},
+        "batch_index": {"type": "integer"},
+        "batch_id": {"type": "integer"},
+        "first_item": {"type": "integer", "description": "The job-wide index of its first item"},
+        "size": {"type": "integer"},
+        "state": {"type": "string", "enum": [state.value for state in BatchState]},
+        "payload": {"description": "The batch's items, exactly as stored"},
+        "error": {"type": ["string", "null"]},
+        "traceback": {"type": ["string", "null"]},
     },
 }
 

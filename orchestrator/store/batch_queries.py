@@ -33,3 +33,13 @@ def failed(conn: Connection, job_id: str, limit: int) -> list[tuple[Any, ...]]:
             (job_id, BatchState.FAILED, limit),
         ).all()
     )
+
+
+def one(conn: Connection, job_id: str, index: int) -> tuple[Any, ...] | None:
+    """Return ``id, first_item, size, payload, state, error, traceback`` of one batch."""
+    row = conn.exec_driver_sql(
+        "SELECT id, first_item, size, payload, state, error, traceback FROM batch"
+        " WHERE job_id = ? AND idx = ?",
+        (job_id, index),
+    ).first()
+    return None if row is None else tuple(row)
