@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.auth import Credentials
 from orchestrator.aws import Clients
 from orchestrator.backends import Backend, load_backend
+from orchestrator.metrics import Telemetry
 from orchestrator.settings import Settings
 from orchestrator.store.engine import Store
 
@@ -45,6 +46,8 @@ class Context:
     #: Snapshot directories a deploy is writing or preparing (prune leaves them alone).
     deploying: set[Path] = field(default_factory=set)
     snapshot_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: What this process measures itself: latency histograms, requests in flight.
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def wake(self) -> None:
         """Ask the supervisor to reconcile now rather than at its next tick."""

@@ -104,7 +104,7 @@ def next_task(ctx: Context, worker_id: str, body: Json) -> Json:
         job_id = _worker_job(conn, worker_id)
         status, retries = job_queries.status_and_retries(conn, job_id)
         worker_queries.touch(conn, worker_id, now)
-        _record(conn, job_id, worker_id, request, retries, now)
+        _record(conn, job_id, worker_id, request, retries, now, ctx.telemetry.observe_ack)
         if status != JobStatus.RUNNING:
             return {"task": Task.EXIT, "reason": f"the job is {status}"}
         if request.stopping:
@@ -217,7 +217,7 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
         state, _, _ = worker_queries.end_facts(conn, worker_id)
         if WorkerState(state).is_live:
             leased = [b for b, attempt in event.leases if current(b, attempt)]
-            queue.record_leases(conn, job_id, worker_id, leased)
+            queue.record_leases(conn, job_id, worker_id, leased, now)
         failed = list({f.batch_id: (f, a) for f, a in event.failures}.values())
         for failure, attempt in failed:
             if not current(failure.batch_id, attempt):
@@ -225,7 +225,7 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
             state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
             if state == BatchState.QUEUED:
                 queue.republish(conn, failure.batch_id)
-        queue.ack_successes(conn, job_id, event.successes, now)
+        queue.ack_successes(conn, job_id, event.successes, now, ctx.telemetry.observe_ack)
         released = [b for b, attempt in event.release if current(b, attempt)]
         queue.release(conn, job_id, worker_id, released)
 
@@ -270,12 +270,18 @@ def _batch_and_attempt(entry: object, where: str) -> tuple[int, int]:
 
 
 def _record(
-    conn: Connection, job_id: str, worker_id: str, request: NextRequest, retries: int, now: float
+    conn: Connection,
+    job_id: str,
+    worker_id: str,
+    request: NextRequest,
+    retries: int,
+    now: float,
+    observe: queue.AckObserver,
 ) -> None:
     """Record the acks (failures one by one: they may retry) and put back the releases."""
     for failure in request.failures:
         queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
-    queue.ack_successes(conn, job_id, request.successes, now)
+    queue.ack_successes(conn, job_id, request.successes, now, observe)
     if request.release:
         queue.release(conn, job_id, worker_id, request.release)
 

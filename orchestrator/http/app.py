@@ -15,22 +15,24 @@ from starlette.exceptions import HTTPException
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
 from orchestrator.errors import OrchestratorError
-from orchestrator.http import manage, public, worker_protocol
+from orchestrator.http import manage, metrics, public, worker_protocol
 from orchestrator.http.guard import Guard
 from orchestrator.jobs.supervisor import Supervisor
+from orchestrator.metrics import Telemetry
 from orchestrator.settings import Settings
 from orchestrator.store.engine import Store
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the orchestrator app; state is opened in the lifespan, not at import."""
+    telemetry = Telemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_dirs()
         credentials = app.state.credentials = Credentials(settings.home)
         store = Store(settings.db_path)
-        ctx = Context(settings=settings, store=store, credentials=credentials)
+        ctx = Context(settings=settings, store=store, credentials=credentials, telemetry=telemetry)
         supervisor = Supervisor(ctx)
         app.state.ctx = ctx
         supervisor.start()
@@ -53,11 +55,13 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url="/_cortex/openapi.json",
     )
     app.add_middleware(Guard, allowed_hosts=settings.host_names)
+    app.add_middleware(metrics.RequestsInFlight, telemetry=telemetry)
     app.add_exception_handler(OrchestratorError, _orchestrator_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     # Management routes first: "/_cortex/..." must never reach "/{api_name}/{job_id}".
     app.include_router(manage.router)
+    app.include_router(metrics.router)
     app.include_router(worker_protocol.router)
     app.include_router(public.router)
     return app

@@ -100,6 +100,7 @@ class Batch(SQLModel, table=True):
     errors: int = 0  # times predict raised
     worker_id: str | None = None
     lease_expires: float | None = None
+    leased_time: float | None = None  # when its current lease began (lease-to-ack latency)
     duration: float | None = None
     result: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = None
@@ -129,6 +130,10 @@ class WorkerRecord(SQLModel, table=True):
     reason: str | None = None  # a runtime.protocol.EndReason
     error: str | None = Field(default=None, sa_column=Column(Text))
     last_seen: float | None = None
+    # The latest GPU samples its heartbeat carried (runtime.protocol.GpuKey), if it holds
+    # GPUs, and when they came.
+    gpus: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    gpus_time: float | None = None
 
 
 class RemoteQueues(SQLModel, table=True):

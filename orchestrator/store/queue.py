@@ -7,6 +7,7 @@ batch rows, so counts stay exact however acks, expiries and retries interleave.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -14,7 +15,8 @@ from sqlalchemy.engine import Connection
 from orchestrator.status import BatchState, JobStatus, WorkerState
 
 _LEASE = """
-UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = ?, attempts = attempts + 1
+UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = ?, leased_time = ?,
+attempts = attempts + 1
 WHERE id IN (SELECT id FROM batch WHERE job_id = ? AND state = 'queued' ORDER BY idx LIMIT ?)
 RETURNING id, idx, first_item, payload, attempts
 """
@@ -42,7 +44,7 @@ def lease(
     conn: Connection, job_id: str, worker_id: str, now: float, visibility_s: float, count: int
 ) -> list[Lease]:
     """Lease up to ``count`` of the job's lowest queued batches to ``worker_id``, in order."""
-    rows = conn.exec_driver_sql(_LEASE, (worker_id, now + visibility_s, job_id, count)).all()
+    rows = conn.exec_driver_sql(_LEASE, (worker_id, now + visibility_s, now, job_id, count)).all()
     if rows:
         _shift(conn, job_id, queued=-len(rows), leased=+len(rows))
     leases = [Lease(row[0], row[1], row[2], row[3], row[4]) for row in rows]
@@ -111,16 +113,28 @@ class Success:
     result_json: str | None
 
 
-def ack_successes(conn: Connection, job_id: str, successes: list[Success], now: float) -> int:
+#: Told of each success that counted: seconds from its lease to its ack (None when the
+#: lease time is unknown), and the predict time its worker reported.
+AckObserver = Callable[[float | None, float], None]
+
+
+def ack_successes(
+    conn: Connection,
+    job_id: str,
+    successes: list[Success],
+    now: float,
+    observe: AckObserver | None = None,
+) -> int:
     """Record batches' successes; return how many counted.
 
     A batch that already finished is skipped. A late ack from a worker whose lease
     expired still counts when the batch has not finished elsewhere: the work was
-    done, and counting it once is what matters.
+    done, and counting it once is what matters. ``observe`` hears of each that counted.
     """
     if not successes:
         return 0
-    states = _open_states(conn, job_id, [s.batch_id for s in successes])
+    opened = _open_rows(conn, job_id, [s.batch_id for s in successes])
+    states = {batch_id: state for batch_id, (state, _) in opened.items()}
     unique = {s.batch_id: s for s in successes}.values()  # one batch named twice counts once
     counted = [s for s in unique if s.batch_id in states]
     if not counted:
@@ -139,6 +153,10 @@ def ack_successes(conn: Connection, job_id: str, successes: list[Success], now: 
         succeeded=len(counted),
         time_sum=sum(s.duration for s in counted),
     )
+    if observe is not None:
+        for s in counted:
+            leased_time = opened[s.batch_id][1]
+            observe(None if leased_time is None else max(0.0, now - leased_time), s.duration)
     return len(counted)
 
 
@@ -211,17 +229,26 @@ def _requeue(conn: Connection, job_id: str, where: str, params: tuple[object, ..
 
 
 def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
-    """Return the batches among ``batch_ids`` that are still queued or leased, with their state.
+    """Return the batches among ``batch_ids`` that are still queued or leased, with their state."""
+    return {batch_id: state for batch_id, (state, _) in _open_rows(conn, job_id, batch_ids).items()}
+
+
+def _open_rows(
+    conn: Connection, job_id: str, batch_ids: list[int]
+) -> dict[int, tuple[str, float | None]]:
+    """Return the batches among ``batch_ids`` that are still queued or leased, with their
+    state and when their lease began.
 
     Looked up by primary key only: a condition on the job and state would let SQLite walk
     the (job, state) index over every open batch of the job instead, on every ack.
     """
     marks = ",".join("?" * len(batch_ids))
     rows = conn.exec_driver_sql(
-        f"SELECT id, job_id, state FROM batch WHERE id IN ({marks})", tuple(batch_ids)
+        f"SELECT id, job_id, state, leased_time FROM batch WHERE id IN ({marks})",
+        tuple(batch_ids),
     ).all()
     open_ = (BatchState.QUEUED, BatchState.LEASED)
-    return {row[0]: row[2] for row in rows if row[1] == job_id and row[2] in open_}
+    return {row[0]: (row[2], row[3]) for row in rows if row[1] == job_id and row[2] in open_}
 
 
 def _shift(conn: Connection, job_id: str, **deltas: float) -> None:
@@ -319,8 +346,11 @@ def messages_of(conn: Connection, batch_ids: list[int]) -> dict[int, Message]:
     return {int(row[0]): Message(int(row[1]), bool(row[2])) for row in rows}
 
 
-def record_leases(conn: Connection, job_id: str, worker_id: str, batch_ids: list[int]) -> int:
-    """Record that ``worker_id`` received the current messages of these batches.
+def record_leases(
+    conn: Connection, job_id: str, worker_id: str, batch_ids: list[int], now: float | None = None
+) -> int:
+    """Record that ``worker_id`` received the current messages of these batches (at ``now``,
+    when the event says it was received).
 
     A finished batch is skipped; a batch another worker held moves to this one (its
     message's visibility ran out there). Returns how many were recorded.
@@ -332,8 +362,8 @@ def record_leases(conn: Connection, job_id: str, worker_id: str, batch_ids: list
         return 0
     conn.exec_driver_sql(
         "UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = NULL,"
-        " attempts = attempts + 1 WHERE id = ?",
-        [(worker_id, batch_id) for batch_id in fresh],
+        " leased_time = ?, attempts = attempts + 1 WHERE id = ?",
+        [(worker_id, now, batch_id) for batch_id in fresh],
     )
     was_queued = sum(1 for batch_id in fresh if states[batch_id] == BatchState.QUEUED)
     if was_queued:
