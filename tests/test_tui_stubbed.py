@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -21,6 +22,7 @@ from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.results_screen import ResultsScreen
 from tests import tui_stub
@@ -191,6 +193,7 @@ def test_results_page_by_page_in_item_order_and_saved_whole(tmp_path: Path) -> N
         assert first_item(table) == "0"
         status = results.query_one("#status", Static)
         assert "results 1 to 100 of 20,000 · page 1 of 200 · all loaded" in shown(status)
+        assert results.region.contains_region(status.region)  # not pushed off by the table
         await pilot.press("n", "n")
         assert first_item(table) == "200"
         await pilot.press("G")
@@ -223,3 +226,16 @@ def test_the_logs_view_saves_the_whole_log(tmp_path: Path) -> None:
 
 def first_item(table: DataTable[Any]) -> str:
     return str(table.get_row_at(0)[0])
+
+
+def test_what_is_typed_right_after_the_slash_lands_in_the_filter() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen) and len(keys(app)) == 3)
+        for key in ("slash", "0", "1"):  # in one burst, as a fast typist or a paste sends them
+            app.post_message(events.Key(key, "/" if key == "slash" else key))
+        await until(pilot, lambda: keys(app) == [tui_stub.DONE])
+        await pilot.press("slash")  # in the filter, / is just a character
+        assert app.screen.query_one(ListFilter).value == "01/"
+
+    run(scenario)

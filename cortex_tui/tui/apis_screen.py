@@ -51,7 +51,7 @@ class ApisScreen(PolledScreen):
     )
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
-        Binding("slash", "filter", "Filter"),
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("n", "submit", "Submit job"),
         Binding("d", "deploy", "Deploy"),
         Binding("x", "delete_api", "Delete API"),

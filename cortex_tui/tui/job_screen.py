@@ -145,11 +145,12 @@ class JobScreen(PolledScreen):
         grid.add_column()
         grid.add_row("status", status)
         grid.add_row("job id", f"{job['job_id']}  (api {job.get('api_name', self.api)})")
-        grid.add_row(
-            "times",
-            f"created {local_time(job.get('created_time'))}   started {local_time(start)}"
-            f"   ended {local_time(job.get('end_time'))}",
+        stamps = (
+            f"created {local_time(job.get('created_time'))}",
+            f"started {local_time(start)}",
+            f"ended {local_time(job.get('end_time'))}",
         )
+        grid.add_row("times", ("\n" if self.narrow else "   ").join(stamps))
         grid.add_row(
             "duration",
             f"{format_duration(job_duration(start, job.get('end_time'), now))}"

@@ -62,7 +62,7 @@ class JobsScreen(PolledScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("escape", "back", "Back"),
-        Binding("slash", "filter", "Filter"),
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("s", "stop", "Stop job"),
         Binding("l", "logs", "Logs"),
         Binding("o", "results", "Results"),

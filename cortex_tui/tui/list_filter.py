@@ -12,10 +12,7 @@ class ListFilter(Input):
     escape clears it.
     """
 
-    DEFAULT_CSS = """
-    ListFilter { display: none; }
-    ListFilter.-open { display: block; }
-    """
+    DEFAULT_CSS = "ListFilter { display: none; }"
 
     @property
     def needle(self) -> str:
@@ -25,7 +22,7 @@ class ListFilter(Input):
     @property
     def active(self) -> bool:
         """Return whether the filter is in view."""
-        return self.has_class("-open")
+        return self.display
 
     def matches(self, *texts: str) -> bool:
         """Return whether a row with these texts passes the filter."""
@@ -34,14 +31,16 @@ class ListFilter(Input):
 
     def open(self) -> None:
         """Show the filter and type into it."""
-        self.add_class("-open")
-        self.focus()
+        self.display = True
+        # At once, not after the next refresh as focus() would: what is typed right after
+        # the / (a paste, a fast typist) must land here, not in the list.
+        self.screen.set_focus(self)
 
     def keep(self) -> None:
         """Leave the filter as it is (hidden when empty)."""
-        self.set_class(bool(self.needle), "-open")
+        self.display = bool(self.needle)
 
     def clear(self) -> None:
         """Show every row again."""
         self.value = ""
-        self.remove_class("-open")
+        self.display = False

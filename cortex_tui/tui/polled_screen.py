@@ -118,8 +118,13 @@ class PolledScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """Filter the list: only rows holding what is typed."""
-        if self.list_filter is not None:
-            self.list_filter.open()
+        # A priority key, so that what is typed right after it lands in the filter; so a /
+        # typed in the filter comes here too.
+        box = self.list_filter
+        if box is not None and box.has_focus:
+            box.insert_text_at_cursor("/")
+        elif box is not None:
+            box.open()
 
     def leave_filter(self) -> bool:
         """Go from the filter back to the list, keeping it; return whether it had focus."""

@@ -51,6 +51,7 @@ class ResultsScreen(Screen[None]):
         Binding("G", "last_page", "Last page", show=False),
     ]
     DEFAULT_CSS = """
+    ResultsScreen #results { height: 1fr; }
     ResultsScreen #status { height: 1; background: $boost; padding: 0 1; }
     """
 
