@@ -1,4 +1,5 @@
-"""Reading a job's items from files, and ``--config key=value`` pairs, with clear errors."""
+"""Reading a job's items from files, and ``key=value`` config pairs, with clear errors (the CLI,
+the terminal UI and the Python client read them alike)."""
 
 from __future__ import annotations
 
