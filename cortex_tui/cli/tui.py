@@ -35,8 +35,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--readonly",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="refuse every change: in the terminal UI, stopping jobs and deleting APIs; on"
-        " the command line, deploy, submit, delete, aws setup and teardown",
+        help="refuse every change, in the terminal UI and on the command line alike:"
+        " deploying, submitting, retrying, stopping jobs, deleting APIs, pruning, aws setup"
+        " and teardown (reading still works)",
     )
     parser.add_argument(
         "--refresh",
