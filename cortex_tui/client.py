@@ -97,9 +97,11 @@ class CortexClient:
         """Return the server's health document (home, backend, pid, url)."""
         return self._json("GET", "/_cortex/health")
 
-    def deploy(self, project_dir: Path, config_file: str = "cortex.yaml") -> Json:
-        """Deploy a project's APIs; return ``{"apis": [{"name", "result", ...}]}``."""
-        body = {"project_dir": str(project_dir.resolve()), "config_file": config_file}
+    def deploy(self, path: Path, config_file: str | None = None) -> Json:
+        """Deploy the APIs of a project directory or of its ``cortex.yaml`` (see
+        ``project_and_config``); return ``{"apis": [{"name", "result", ...}]}``."""
+        project_dir, config_file = project_and_config(path, config_file)
+        body = {"project_dir": str(project_dir), "config_file": config_file}
         return self._json("POST", "/_cortex/apis", json=body, timeout=SLOW_TIMEOUT)
 
     def builds(self) -> Json:
@@ -208,6 +210,13 @@ class CortexClient:
         """Yield the job's results as JSON lines (without newlines), in item order."""
         yield from self._lines(f"{_job_path(api, job_id)}/results", {}, None)
 
+    def retry(self, api: str, job_id: str, body: Json | None = None) -> Json:
+        """Submit a new job of the job's failed batches (``body``: ``workers``, ``config``,
+        ``batch_size``, ``timeout``, ``retries``, ``backend``); return it as ``submit`` does."""
+        return self._json(
+            "POST", f"{_job_path(api, job_id)}/retry", json=body or {}, timeout=SLOW_TIMEOUT
+        )
+
     def failed(self, api: str, job_id: str) -> Json:
         """Return ``{"job_id", "failed_batches": [...]}``, the failed-batch ledger."""
         return self._json("GET", f"{_job_path(api, job_id)}/failed")
@@ -254,6 +263,25 @@ class CortexClient:
             yield
         except httpx.TransportError as e:
             raise _translate(e, self.base_url) from None
+
+
+def project_and_config(path: Path, config_file: str | None) -> tuple[Path, str]:
+    """Return the project directory and config file a deploy ``PATH`` names.
+
+    A file is the configuration itself (its folder is the project); a directory holds
+    ``config_file`` (the CLI's ``--config-file``; default ``cortex.yaml``).
+
+    Raises:
+        CortexTuiError: A file was given together with a config file name.
+    """
+    if path.is_file():
+        if config_file is not None:
+            raise CortexTuiError(
+                f"{path} is a file: give either a configuration file or a config file name"
+                " (--config-file), not both"
+            )
+        return path.resolve().parent, path.name
+    return path.resolve(), config_file or "cortex.yaml"
 
 
 def _translate(error: httpx.TransportError, base_url: str) -> CortexTuiError:

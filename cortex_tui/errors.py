@@ -42,3 +42,7 @@ class EmbeddedServerError(CortexTuiError):
 
 class InputError(CortexTuiError):
     """A file or argument given on the command line is invalid."""
+
+
+class WaitTimeout(CortexTuiError):
+    """A job did not end within the time a caller was willing to wait (it goes on)."""

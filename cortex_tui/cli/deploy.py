@@ -45,27 +45,9 @@ def add_parser(
     parser.set_defaults(func=run)
 
 
-def project_and_config(path: Path, config_file: str | None) -> tuple[Path, str]:
-    """Return the project directory and config file a deploy ``PATH`` names.
-
-    A file is the configuration itself (its folder is the project); a directory holds
-    ``--config-file`` (default ``cortex.yaml``).
-
-    Raises:
-        CortexTuiError: A file was given together with ``--config-file``.
-    """
-    if path.is_file():
-        if config_file is not None:
-            raise CortexTuiError(
-                f"{path} is a file: give either a configuration file or --config-file, not both"
-            )
-        return path.resolve().parent, path.name
-    return path.resolve(), config_file or "cortex.yaml"
-
-
 def run(args: argparse.Namespace) -> int:
     """Deploy and print one line per API."""
-    project, config_file = project_and_config(Path(args.project_dir), args.config_file)
+    project, config_file = Path(args.project_dir), args.config_file
     with connect(args) as client, Spinner(f"deploying {args.project_dir}") as spinner:
         response = _deploy_showing_builds(client, spinner, project, config_file)
     if args.output == "json":
@@ -83,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _deploy_showing_builds(
-    client: CortexClient, spinner: Spinner, project: Path, config_file: str
+    client: CortexClient, spinner: Spinner, project: Path, config_file: str | None
 ) -> Any:
     """Deploy on a thread while showing the step of any image build the server runs."""
     outcome: dict[str, Any] = {}

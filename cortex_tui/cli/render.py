@@ -6,6 +6,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+# Re-exported: the CLI's wait and the TUI read it from here.
+from cortex_tui.job_status import TERMINAL_STATUSES as TERMINAL_STATUSES
+
 Paint = Callable[[str], str]
 
 _ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "dim": "2", "bold": "1"}
@@ -18,18 +21,6 @@ _STATUS_COLORS = {
     "status_timed_out": "yellow",
     "status_unknown": "dim",
 }
-TERMINAL_STATUSES = frozenset(
-    {
-        "status_enqueue_failed",
-        "status_completed_with_failures",
-        "status_succeeded",
-        "status_unexpected_error",
-        "status_worker_error",
-        "status_worker_oom",
-        "status_timed_out",
-        "status_stopped",
-    }
-)
 
 
 def use_color(stream: TextIO) -> bool:
