@@ -62,3 +62,5 @@ class BatchState(StrEnum):
     LEASED = "leased"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: Failed, then split in halves that run in its place (``orchestrator.store.isolation``).
+    SPLIT = "split"

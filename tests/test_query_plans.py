@@ -17,7 +17,7 @@ from sqlalchemy import event
 
 from orchestrator.delivery import handlers
 from orchestrator.jobs import lifecycle
-from orchestrator.store import queue
+from orchestrator.store import batch_queries, queue
 from orchestrator.store.engine import Store
 from orchestrator.store.models import WorkerRecord
 
@@ -84,6 +84,34 @@ def _queue_transport_statements(store: Store) -> list[str]:
     return [sql for sql in seen if re.search(r"\bbatch\b", sql)]
 
 
+def _isolation_statements(store: Store) -> list[str]:
+    """Run one search for a poison item (``isolation``) in a batch of 8 among the 20,000,
+    then read its results and ledger back; return the SQL SQLite executed on ``batch``."""
+    with store.write() as conn:
+        conn.exec_driver_sql("UPDATE job SET isolate_failures = 1 WHERE job_id = ?", (JOB,))
+        conn.exec_driver_sql(
+            "UPDATE batch SET size = 8, payload = '[0,1,2,3,4,5,6,7]' WHERE job_id = ? AND idx = 0",
+            (JOB,),
+        )
+    seen: list[str] = []
+    store.engine.dispose()
+    event.listen(store.engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(seen.append))
+    with store.write() as conn:
+        [root] = queue.lease(conn, JOB, WORKER, 100.0, 30.0, 1)
+        failure = queue.Failure(root.batch_id, "ValueError: 5", "tb")
+        queue.ack_failure(conn, JOB, failure, WORKER, 1, 101.0)  # retried once
+        queue.lease(conn, JOB, WORKER, 102.0, 30.0, 1)
+        queue.ack_failure(conn, JOB, failure, WORKER, 1, 103.0)  # split
+        first, second = queue.lease(conn, JOB, WORKER, 104.0, 30.0, 2)
+        queue.ack_successes(conn, JOB, [queue.Success(first.batch_id, 0.01, "[1]")], now=105.0)
+        poison = queue.Failure(second.batch_id, "ValueError: 5", "tb")
+        queue.ack_failure(conn, JOB, poison, WORKER, 1, 105.0)  # split again
+        batch_queries.part_results_page(conn, JOB, -1, 500)
+        batch_queries.failed_parts(conn, JOB, 1000)
+        batch_queries.failed(conn, JOB, 1000)
+    return [sql for sql in seen if re.search(r"\bbatch\b", sql)]
+
+
 def _assert_no_scans(db: Path, statements: list[str]) -> None:
     explain = sqlite3.connect(db)
     try:
@@ -108,4 +136,12 @@ def test_the_queue_transport_never_scans_the_batch_table(tmp_path: Path) -> None
     db = tmp_path / "cortex.db"
     statements = _queue_transport_statements(_store_with_a_job(db))
     assert len(statements) >= 6, statements
+    _assert_no_scans(db, statements)
+
+
+def test_the_search_for_a_poison_item_never_scans_the_batch_table(tmp_path: Path) -> None:
+    db = tmp_path / "cortex.db"
+    statements = _isolation_statements(_store_with_a_job(db))
+    assert any(sql.startswith("INSERT INTO batch") for sql in statements), statements
+    assert any("ix_batch_parts" in sql for sql in statements), statements
     _assert_no_scans(db, statements)

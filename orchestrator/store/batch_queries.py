@@ -23,14 +23,51 @@ def results_page(conn: Connection, job_id: str, after: int, limit: int) -> list[
 
 
 def failed(conn: Connection, job_id: str, limit: int) -> list[tuple[Any, ...]]:
-    """Return the job's failed batches, in index order, with what the ledger shows."""
+    """Return the job's own failed batches (not parts), in index order, with what the
+    ledger shows."""
     return list(
         tuple(row)
         for row in conn.exec_driver_sql(
             "SELECT id, idx, first_item, size, payload, attempts, errors, worker_id, error,"
-            " traceback, finished_time FROM batch WHERE job_id = ? AND state = ?"
-            " ORDER BY idx LIMIT ?",
+            " traceback, finished_time, NULL, NULL FROM batch"
+            " WHERE job_id = ? AND state = ? AND idx >= 0 ORDER BY idx LIMIT ?",
             (job_id, BatchState.FAILED, limit),
+        ).all()
+    )
+
+
+# Isolation's parts (``orchestrator.store.isolation``), in item order through their own
+# partial index; each names the index of the job's batch it comes from (its root).
+_PARTS = "FROM batch b INDEXED BY ix_batch_parts JOIN batch r ON r.id = b.root_id"
+
+
+def failed_parts(conn: Connection, job_id: str, limit: int) -> list[tuple[Any, ...]]:
+    """Return the job's failed parts in item order, as ``failed`` does, with why each stands
+    (``isolation``) and its own index."""
+    return list(
+        tuple(row)
+        for row in conn.exec_driver_sql(
+            "SELECT b.id, r.idx, b.first_item, b.size, b.payload, b.attempts, b.errors,"
+            " b.worker_id, b.error, b.traceback, b.finished_time, b.isolation, b.idx"
+            f" {_PARTS} WHERE b.job_id = ? AND b.root_id IS NOT NULL AND b.state = ?"
+            " ORDER BY b.first_item LIMIT ?",
+            (job_id, BatchState.FAILED, limit),
+        ).all()
+    )
+
+
+def part_results_page(
+    conn: Connection, job_id: str, after_item: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """Return ``root idx, first_item, size, result`` of succeeded parts past item
+    ``after_item``, in item order."""
+    return list(
+        tuple(row)
+        for row in conn.exec_driver_sql(
+            f"SELECT r.idx, b.first_item, b.size, b.result {_PARTS}"
+            " WHERE b.job_id = ? AND b.root_id IS NOT NULL AND b.first_item > ?"
+            " AND b.state = ? AND b.result IS NOT NULL ORDER BY b.first_item LIMIT ?",
+            (job_id, after_item, BatchState.SUCCEEDED, limit),
         ).all()
     )
 

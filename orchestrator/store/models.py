@@ -60,6 +60,13 @@ class Job(SQLModel, table=True):
     succeeded: int = 0
     failed: int = 0
     time_sum: float = 0.0
+    # Find the poison item (``orchestrator.store.isolation``): whether a failed batch is
+    # searched by halves, the factor of the search's bound (the isolation_max_calls_factor
+    # setting at submission), and how many of the job's items ended succeeded or failed.
+    isolate_failures: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    isolation_calls_factor: float = Field(default=1.0, sa_column_kwargs={"server_default": "1"})
+    items_succeeded: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    items_failed: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     hook_state: str = HookState.NONE
     hook_worker: str | None = None
     hook_error: str | None = None
@@ -87,6 +94,8 @@ class Batch(SQLModel, table=True):
             "job_id",
             sqlite_where=text("state = 'queued' AND published = 1"),
         ),
+        # Isolation's parts of failed batches, in item order (none in other jobs).
+        Index("ix_batch_parts", "job_id", "first_item", sqlite_where=text("root_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -110,6 +119,18 @@ class Batch(SQLModel, table=True):
     # job's work queue, and how many messages it has had (each message's ``attempt``).
     published: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Isolation (``orchestrator.store.isolation``). A part is half of a failed batch or of a
+    # failed part: ``parent_id`` is the row it halves, ``root_id`` the job's batch it comes
+    # from (both NULL for the job's own batches; a part's ``idx`` is negative). On a root:
+    # its parts still queued or leased, its items recorded failed, the predict calls its
+    # parts were given, and the predict time of its parts that succeeded (in ``duration``).
+    # ``isolation`` says why a failed part was not searched further.
+    parent_id: int | None = None
+    root_id: int | None = None
+    open_parts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    failed_items: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    isolation_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    isolation: str | None = None
 
 
 class WorkerRecord(SQLModel, table=True):

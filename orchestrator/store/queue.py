@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from orchestrator.status import BatchState, JobStatus, WorkerState
+from orchestrator.store import isolation
 
 _LEASE = """
 UPDATE batch SET state = 'leased', worker_id = ?, lease_expires = ?, leased_time = ?,
@@ -145,14 +146,22 @@ def ack_successes(
         [(s.duration, s.result_json, now, s.batch_id) for s in counted],
     )
     was_queued = sum(1 for s in counted if states[s.batch_id] == BatchState.QUEUED)
-    _shift(
-        conn,
-        job_id,
-        queued=-was_queued,
-        leased=was_queued - len(counted),
-        succeeded=len(counted),
-        time_sum=sum(s.duration for s in counted),
+    shapes = isolation.shapes(conn, [s.batch_id for s in counted])
+    roots = {s.batch_id: r for s in counted if (r := shapes[s.batch_id].root_id) is not None}
+    own = [s for s in counted if s.batch_id not in roots]  # parts count in their roots
+    parts = [(s.batch_id, s.duration) for s in counted if s.batch_id in roots]
+    deltas = isolation.parts_succeeded(conn, parts, roots, now)
+    isolation.add(
+        deltas,
+        {
+            "queued": -was_queued,
+            "leased": was_queued - len(counted),
+            "succeeded": len(own),
+            "time_sum": sum(s.duration for s in own),
+            "items_succeeded": sum(shapes[s.batch_id].size for s in counted),
+        },
     )
+    _shift(conn, job_id, **deltas)
     if observe is not None:
         for s in counted:
             leased_time = opened[s.batch_id][1]
@@ -172,7 +181,9 @@ class Failure:
 def ack_failure(
     conn: Connection, job_id: str, failure: Failure, worker_id: str, retries: int, now: float
 ) -> str | None:
-    """Record that ``predict`` raised: requeue it while retries remain, else fail it.
+    """Record that ``predict`` raised: requeue it while retries remain, else fail it (in a
+    job that isolates failures, split it in halves while its bound allows: ``isolation``;
+    parts are not retried).
 
     Returns the batch's new state, or None if it had already finished.
     """
@@ -180,23 +191,28 @@ def ack_failure(
     previous = _open_states(conn, job_id, [batch_id]).get(batch_id)
     if previous is None:
         return None
-    errors = conn.exec_driver_sql(
+    errors, size, root_id = conn.exec_driver_sql(
         "UPDATE batch SET errors = errors + 1, error = ?, traceback = ?, worker_id = ?"
-        " WHERE id = ? RETURNING errors",
+        " WHERE id = ? RETURNING errors, size, root_id",
         (error, traceback, worker_id, batch_id),
-    ).scalar_one()
-    if errors <= retries:
+    ).one()
+    if errors <= retries and root_id is None:
         conn.exec_driver_sql(
             "UPDATE batch SET state = 'queued', lease_expires = NULL WHERE id = ?", (batch_id,)
         )
         if previous != BatchState.QUEUED:  # a failure of a queued batch keeps it queued
             _shift(conn, job_id, **{previous: -1}, queued=+1)
         return BatchState.QUEUED.value
+    factor = isolation.calls_factor(conn, job_id, size, root_id)
+    if factor is not None:
+        state, deltas = isolation.fail(conn, job_id, batch_id, previous, factor, now)
+        _shift(conn, job_id, **deltas)
+        return state
     conn.exec_driver_sql(
         "UPDATE batch SET state = 'failed', finished_time = ?, lease_expires = NULL WHERE id = ?",
         (now, batch_id),
     )
-    _shift(conn, job_id, **{previous: -1}, failed=+1)
+    _shift(conn, job_id, **{previous: -1}, failed=+1, items_failed=size)
     return BatchState.FAILED.value
 
 
