@@ -110,7 +110,7 @@ class Job:
 
 def _bar_for(job: Job, progress: bool | None) -> ProgressBar | None:
     """Return the bar ``wait`` shows for this ``progress`` choice, or None."""
-    bar = ProgressBar(f"{job.api} {job.id[:8]}")
+    bar = ProgressBar(f"{job.api} {job.id}")
     if progress is False or (progress is None and not live_output(bar.stream)):
         return None
     return bar
