@@ -136,3 +136,11 @@ def test_log_view_keeps_every_line_and_search_hides_none() -> None:
             assert view.virtual_size.height >= 5000
 
     asyncio.run(scenario())
+
+
+def test_the_traceback_view_names_the_items_of_its_batch() -> None:
+    from cortex_tui.tui.traceback_screen import batch_items
+
+    assert batch_items(1, 1) == "item 1"
+    assert batch_items(8, 4) == "items 8 to 11 (4 items)"
+    assert batch_items(None, 4) == "items unknown"

@@ -183,7 +183,6 @@ class JobScreen(PolledScreen):
 
     def _show_stats(self, job: Json) -> None:
         metrics = job.get("batch_metrics") or {}
-        rate = self.throughput.recent_rate()
         batches = Table(title="batch metrics", title_justify="left", expand=True)
         for header in ("in queue", "in flight", "succeeded", "failed", "total", "avg/batch"):
             batches.add_column(header, justify="right")
@@ -195,7 +194,6 @@ class JobScreen(PolledScreen):
             str(metrics.get("total", 0)),
             format_seconds(metrics.get("avg_time_per_batch")),
         )
-        batches.caption = f"recent throughput {rate:.2f} batches/s" if rate is not None else None
         self.query_one("#batches", Static).update(batches)
         stats = job.get("worker_stats") or {}
         workers = Table(title="worker stats", title_justify="left", expand=True)
@@ -205,16 +203,16 @@ class JobScreen(PolledScreen):
         self.query_one("#workers", Static).update(workers)
 
     def _show_throughput(self, job: Json) -> None:
-        rates = self.throughput.rates()
+        rates, recent = self.throughput.rates(), self.throughput.recent_rate()
         spark = self.query_one("#spark", Sparkline)
         width = max(10, spark.size.width or 100)
         spark.data = self.throughput.series(self.cortex.monotonic(), width)
         title = self.query_one("#spark-title", Static)
-        if rates:
+        if rates and recent is not None:  # now: the rate the ETA uses
             window = format_duration(self.throughput.window_s)
             title.update(
                 f"Throughput: batches/s over the last {window}, oldest on the left"
-                f" (latest {rates[-1]:.2f}, peak {max(rates):.2f})"
+                f" (now {recent:.2f}, peak {max(rates):.2f})"
             )
         elif is_terminal(job.get("status")):
             title.update("Throughput: the job has ended (measured only while it runs)")

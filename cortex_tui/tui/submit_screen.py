@@ -79,7 +79,7 @@ class SubmitScreen(ModalScreen[str | None]):
             yield Label("Workers")
             yield Input("1", id="workers", type="integer")
             yield Label("Config overrides: key=value ... (JSON values; a.b=1 nests)")
-            yield Input(placeholder="sleep_s=0.5 fail_items=[3]", id="config")
+            yield Input(placeholder="key=value key2=[1,2]  (over the API's config)", id="config")
             yield Static("", id="error", markup=False)
             with Horizontal():
                 yield Button("Cancel (esc)", id="cancel")

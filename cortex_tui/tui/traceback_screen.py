@@ -43,7 +43,7 @@ class TracebackScreen(ModalScreen[None]):
         head = (
             f"batch {batch.get('batch_index')} failed: {batch.get('error')}\n"
             f"attempts {batch.get('attempts')} · worker {batch.get('worker') or '-'}"
-            f" · items from {batch.get('first_item')} ({batch.get('size')} items)"
+            f" · {batch_items(batch.get('first_item'), batch.get('size'))}"
         )
         with VerticalScroll():
             yield Static(head, id="head", markup=False)
@@ -62,3 +62,12 @@ class TracebackScreen(ModalScreen[None]):
     def action_close(self) -> None:
         """Close the traceback."""
         self.dismiss(None)
+
+
+def batch_items(first: object, size: object) -> str:
+    """Return which items a batch holds: ``item 7``, or ``items 8 to 11 (4 items)``."""
+    if not isinstance(first, int) or not isinstance(size, int):
+        return "items unknown"
+    if size == 1:
+        return f"item {first}"
+    return f"items {first} to {first + size - 1} ({size} items)"
