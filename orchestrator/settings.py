@@ -42,6 +42,9 @@ class Settings:
     default_retries: int = 0
     # How many times a job's dead workers are replaced, per requested worker.
     restarts_per_worker: int = 2
+    # Jobs with "isolate_failures": the parts of one failed batch of n items get at most
+    # max(ceil(factor * n), 2 * ceil(log2 n)) predict calls (orchestrator.store.isolation).
+    isolation_max_calls_factor: float = 1.0
     max_body_bytes: int = 10 * 1024 * 1024
     # The Python that runs process-backend workers; the server's own by default.
     worker_python: str | None = None

@@ -24,9 +24,9 @@ from cortex_tui.progress import ProgressBar
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(tmp_path_factory.mktemp("client") / "home")
     server.home.mkdir()
-    server.start()
-    server.deploy(SAMPLES / "testbench")
     try:
+        server.start()
+        server.deploy(SAMPLES / "testbench")
         yield server
     finally:
         server.cleanup()

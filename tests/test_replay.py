@@ -65,15 +65,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("replay")
     server = Server(root / "home")
     server.home.mkdir()
-    server.start()
     project = make_project(root, "replayed", PREDICTOR.replace("VERSION", "v1"))
     (project / "cortex.yaml").write_text(CORTEX_YAML)
-    server.deploy(project)
-    job_id = server.submit("replayed", items_job(ITEMS, batch_size=2, config={"tag": "job"}))[
-        "job_id"
-    ]
-    server.wait("replayed", job_id)
     try:
+        server.start()
+        server.deploy(project)
+        body = items_job(ITEMS, batch_size=2, config={"tag": "job"})
+        job_id = server.submit("replayed", body)["job_id"]
+        server.wait("replayed", job_id)
         yield Setup(server, project, job_id)
     finally:
         server.cleanup()

@@ -22,7 +22,9 @@ def add_parser(
         parents=[common],
         help="show a job's failed batches",
         description="Show the batches of a job that failed after their retries: where,"
-        " how often, on which worker, the error and the start of the payload.",
+        " how often, on which worker, the error and the start of the payload. In a job"
+        " submitted with --isolate-failures, a failed batch's failing items are shown one"
+        " by one.",
     )
     parser.add_argument("api", help="the API of the job")
     parser.add_argument("job_id", help="the job id")
@@ -53,9 +55,12 @@ def _block(batch: dict[str, Any], traceback: bool) -> str:
     first, size = batch.get("first_item", 0), batch.get("size", 0)
     items = f"item {first}" if size == 1 else f"items {first}-{first + size - 1}"
     attempts = batch.get("attempts", 0)
+    where = f"batch {batch.get('batch_index')} ({items})"
+    if batch.get("isolation"):  # a failing item, or group, that isolation found in the batch
+        where = f"batch {batch.get('batch_index')}, {items} ({batch['isolation']})"
     lines = [
-        f"batch {batch.get('batch_index')} ({items}): {attempts}"
-        f" attempt{'' if attempts == 1 else 's'}, last on worker {batch.get('worker') or '-'}",
+        f"{where}: {attempts} attempt{'' if attempts == 1 else 's'},"
+        f" last on worker {batch.get('worker') or '-'}",
         f"  error: {batch.get('error') or '-'}",
         f"  payload: {truncate(json.dumps(batch.get('payload')), PAYLOAD_PREVIEW)}",
     ]

@@ -65,6 +65,13 @@ def add_parser(
         "--retries", type=int, metavar="N", help="retries of a batch whose predict raises"
     )
     parser.add_argument(
+        "--isolate-failures",
+        action="store_true",
+        help="split a batch that failed after its retries in halves, recursively, until each"
+        " failing item stands alone; the other items' results are kept (bounded by the"
+        " isolation_max_calls_factor setting)",
+    )
+    parser.add_argument(
         "--backend",
         metavar="NAME",
         help="run this job's workers on process, docker or aws (default: the API's backend)",
@@ -113,6 +120,8 @@ def build_body(args: argparse.Namespace) -> dict[str, Any]:
         body["timeout"] = args.timeout
     if args.retries is not None:
         body["retries"] = args.retries
+    if args.isolate_failures:
+        body["isolate_failures"] = True
     if args.backend is not None:
         body["backend"] = args.backend
     size = len(json.dumps(body).encode())

@@ -77,6 +77,12 @@ SUBMISSION: dict[str, Any] = {
         "retries": {"type": "integer", "minimum": 0, "maximum": 100},
         "backend": {"type": "string"},
         "max_worker_restarts": {"type": "integer", "minimum": 0, "maximum": 10_000},
+        "isolate_failures": {
+            "type": "boolean",
+            "default": False,
+            "description": "Split a batch that failed after its retries in halves, recursively,"
+            " until each failing item stands alone (bounded; see the failed-batch ledger)",
+        },
     },
     "additionalProperties": False,
     "minProperties": 1,
@@ -128,6 +134,11 @@ JOB_STATUS: dict[str, Any] = {
                 "total": {"type": "integer"},
                 "avg_time_per_batch": {"type": "number"},
             },
+        },
+        "item_metrics": {
+            "type": "object",
+            "required": ["succeeded", "failed"],
+            "properties": {"succeeded": {"type": "integer"}, "failed": {"type": "integer"}},
         },
         "worker_stats": {"type": "object", "additionalProperties": {"type": "integer"}},
         "config": {"type": "object"},

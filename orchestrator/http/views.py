@@ -33,6 +33,8 @@ def job_status(
         "batches_in_queue": job.queued,
         "batches_in_flight": job.leased,
         "batch_metrics": metrics,
+        # What was saved, item by item (a batch with any failed item counts as failed above).
+        "item_metrics": {"succeeded": job.items_succeeded, "failed": job.items_failed},
         "worker_stats": worker_stats,
         "created_time": isoformat(job.created_time),
         "start_time": isoformat(job.start_time),
@@ -42,6 +44,7 @@ def job_status(
         "timeout": job.timeout,
         "retries": job.retries,
         "max_worker_restarts": job.max_restarts,
+        "isolate_failures": bool(job.isolate_failures),
     }
     if job.end_time is not None:
         status["end_time"] = isoformat(job.end_time)

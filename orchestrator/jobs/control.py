@@ -100,6 +100,7 @@ def prepare_submission(
         "timeout": options.timeout,
         "retries": ctx.settings.default_retries if options.retries is None else options.retries,
         "backend": backend_name,
+        "isolate_failures": options.isolate_failures,
         "max_restarts": (
             options.max_worker_restarts
             if options.max_worker_restarts is not None
@@ -133,6 +134,8 @@ def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
         timeout=options["timeout"],
         retries=options["retries"],
         max_restarts=options["max_restarts"],
+        isolate_failures=bool(options.get("isolate_failures")),
+        isolation_calls_factor=ctx.settings.isolation_max_calls_factor,
         created_time=now,
         start_time=now,  # enqueuing is the job's first stage, so it starts at once
     )

@@ -13,7 +13,16 @@ from orchestrator.jobs.sources import SOURCE_KINDS
 
 MAX_WORKERS = 256
 MAX_TIMEOUT_S = 366 * 24 * 3600
-_KEYS = (*SOURCE_KINDS, "workers", "config", "timeout", "retries", "backend", "max_worker_restarts")
+_KEYS = (
+    *SOURCE_KINDS,
+    "workers",
+    "config",
+    "timeout",
+    "retries",
+    "backend",
+    "max_worker_restarts",
+    "isolate_failures",
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class JobOptions:
     retries: int | None
     backend: str | None
     max_worker_restarts: int | None
+    isolate_failures: bool = False
 
 
 def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
@@ -51,6 +61,9 @@ def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
     backend = body.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise InvalidRequest(f"backend: must be a string, got {_type(backend)}")
+    isolate = body.get("isolate_failures", False)
+    if not isinstance(isolate, bool):
+        raise InvalidRequest(f"isolate_failures: must be true or false, got {_type(isolate)}")
     return JobOptions(
         workers=_int(body, "workers", default=1, low=1, high=MAX_WORKERS),
         config=config,
@@ -58,6 +71,7 @@ def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
         retries=_int(body, "retries", default=None, low=0, high=100),
         backend=backend,
         max_worker_restarts=_int(body, "max_worker_restarts", default=None, low=0, high=10_000),
+        isolate_failures=isolate,
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.context import Context, isoformat
+from orchestrator.jobs import result_pages
 from orchestrator.jobs.worker_records import short_name
 from orchestrator.store import batch_queries
 
@@ -22,12 +25,7 @@ def iter_results(ctx: Context, job_id: str) -> Iterator[str]:
     batches' lines: the HTTP layer pulls every chunk of a sync iterator through a
     thread hop, which made a line-per-chunk stream take minutes for large jobs.
     """
-    last = -1
-    while True:
-        with ctx.store.read() as conn:
-            rows = batch_queries.results_page(conn, job_id, last, _PAGE)
-        if not rows:
-            return
+    for rows in result_pages.pages(ctx, job_id, _PAGE):
         lines: list[str] = []
         for index, first_item, size, text in rows:
             result = json.loads(text)
@@ -37,7 +35,6 @@ def iter_results(ctx: Context, job_id: str) -> Iterator[str]:
             else:
                 lines.append(_line(first_item, index, result, whole_batch=True))
         yield "".join(lines)
-        last = rows[-1][0]
 
 
 def _line(item_index: int, batch_index: int, result: Any, whole_batch: bool = False) -> str:
@@ -49,9 +46,18 @@ def _line(item_index: int, batch_index: int, result: Any, whole_batch: bool = Fa
 
 
 def failed_batches(ctx: Context, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """Return the job's failed-batch ledger: error, traceback, attempts, worker, payload."""
+    """Return the job's failed-batch ledger in item order: error, traceback, attempts,
+    worker, payload.
+
+    A batch that isolation searched (``orchestrator.store.isolation``) is not listed whole:
+    its failing items are, one by one (``"isolation": "isolated"``), or a part the search's
+    bound left unsplit (``"isolation": "isolation stopped: ..."``), each with the index of
+    the batch it comes from (``batch_index``) and its own (``part_index``).
+    """
     with ctx.store.read() as conn:
-        rows = batch_queries.failed(conn, job_id, limit)
+        own = batch_queries.failed(conn, job_id, limit)
+        parts = batch_queries.failed_parts(conn, job_id, limit)
+    rows = itertools.islice(heapq.merge(own, parts, key=lambda row: row[2]), limit)
     return [
         {
             "batch_id": row[0],
@@ -65,6 +71,8 @@ def failed_batches(ctx: Context, job_id: str, limit: int = 1000) -> list[dict[st
             "error": row[8],
             "traceback": row[9],
             "failed_time": isoformat(row[10]),
+            "isolation": row[11],
+            "part_index": row[12],
         }
         for row in rows
     ]
