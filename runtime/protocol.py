@@ -41,6 +41,24 @@ MAX_LEASE = 1000
 MAX_LIST = 10_000
 
 
+#: How often a worker holding GPUs samples them (seconds); its heartbeat carries the
+#: latest samples under ``GPUS_FIELD``.
+GPU_SAMPLE_INTERVAL_S = 5.0
+GPUS_FIELD = "gpus"
+#: The most devices one heartbeat may report.
+MAX_GPUS = 64
+
+
+class GpuKey(StrEnum):
+    """The fields of one device's sample (each but ``index`` and ``uuid`` may be null)."""
+
+    INDEX = "index"  # as nvidia-smi and NVML number the devices the worker sees
+    UUID = "uuid"
+    UTILIZATION = "utilization_pct"  # percent of the last sample period the GPU was busy
+    MEMORY_USED = "memory_used_bytes"
+    MEMORY_TOTAL = "memory_total_bytes"
+
+
 class Task(StrEnum):
     """What the orchestrator tells a worker to do next."""
 

@@ -204,8 +204,11 @@ class SqsTransport(Transport):
             return {"task": Task.EXIT, "reason": f"no work arrived for {idle:.0f}s"}
         return {"task": Task.WAIT, "delay_s": 0.0}
 
-    def heartbeat(self, batch_ids: list[int]) -> Json:
-        """Extend the held messages' visibility; stop the worker when its job says so."""
+    def heartbeat(self, batch_ids: list[int], gpus: list[Json] | None = None) -> Json:
+        """Extend the held messages' visibility; stop the worker when its job says so.
+
+        GPU samples are not sent: the events queue carries only what settles batches.
+        """
         shared = self._shared
         with shared.lock:
             held = {shared.receipts[b] for b in batch_ids if b in shared.receipts}

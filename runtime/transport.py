@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from runtime.client import OrchestratorClient
 from runtime.errors import WorkerError
-from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S, SERVER_UID_ENV, Report
+from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S, GPUS_FIELD, SERVER_UID_ENV, Report
 
 Json = dict[str, Any]
 
@@ -39,8 +39,8 @@ class Transport(ABC):
         """Hand over acks (and releases) and ask for the next task (``runtime.protocol.Task``)."""
 
     @abstractmethod
-    def heartbeat(self, batch_ids: list[int]) -> Json:
-        """Extend the leases of the batches the worker holds."""
+    def heartbeat(self, batch_ids: list[int], gpus: list[Json] | None = None) -> Json:
+        """Extend the leases of the batches the worker holds; report its GPUs' samples."""
 
     @abstractmethod
     def report_hook(self, error: str | None) -> None:
@@ -89,9 +89,12 @@ class HttpTransport(Transport):
         """``POST next``."""
         return dict(self._client.call("POST", "next", request))
 
-    def heartbeat(self, batch_ids: list[int]) -> Json:
-        """``POST heartbeat``."""
-        return dict(self._client.call("POST", "heartbeat", {"batch_ids": batch_ids}))
+    def heartbeat(self, batch_ids: list[int], gpus: list[Json] | None = None) -> Json:
+        """``POST heartbeat`` (with ``gpus``, the samples, when there are some)."""
+        body: Json = {"batch_ids": batch_ids}
+        if gpus:
+            body[GPUS_FIELD] = gpus
+        return dict(self._client.call("POST", "heartbeat", body))
 
     def report_hook(self, error: str | None) -> None:
         """``POST hook``."""

@@ -14,10 +14,13 @@ from typing import Any
 
 from runtime.batch_loop import BatchLoop
 from runtime.errors import OrchestratorUnreachable, WorkerError
+from runtime.gpu_samples import GpuSampler
 from runtime.heartbeat import Heartbeat
 from runtime.loader import call_by_name, construct, load_predictor_class
 from runtime.protocol import (
     DEFAULT_ORCHESTRATOR_WAIT_S,
+    GPU_SAMPLE_INTERVAL_S,
+    GPUS_FIELD,
     ORCHESTRATOR_WAIT_ENV,
     SERVER_CERT_ENV,
     EndReason,
@@ -100,7 +103,10 @@ class Worker:
             run_hook=lambda summary: self._run_hook(predictor, summary),
         )
         interval = spec["heartbeat_interval_s"]
-        heartbeat = Heartbeat(self._open(interval), interval, loop.buffer, loop.acks)
+        gpus = GpuSampler() if spec.get(GPUS_FIELD) else None
+        if gpus is not None:
+            print(f"gpu samples from {gpus.source} every {GPU_SAMPLE_INTERVAL_S:g}s")
+        heartbeat = Heartbeat(self._open(interval), interval, loop.buffer, loop.acks, gpus)
         try:
             loop.run()
         finally:

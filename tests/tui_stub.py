@@ -199,6 +199,7 @@ class Recorded:
         self.apis: Any = copy.deepcopy(APIS)
         self.jobs: Any = copy.deepcopy(JOBS)
         self.results = 250
+        self.workers: list[Any] = []  # the workers route's (their GPUs show in the job view)
         self.requests: list[httpx.Request] = []
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -224,6 +225,8 @@ class Recorded:
             return httpx.Response(200, json=USAGE)
         if path.endswith("/failed"):
             return httpx.Response(200, json={"job_id": RUNNING, "failed_batches": FAILED_BATCHES})
+        if path.endswith("/workers"):
+            return httpx.Response(200, json={"workers": self.workers})
         if path.endswith("/logs"):
             return httpx.Response(200, text=log_text())
         if path.endswith("/results"):

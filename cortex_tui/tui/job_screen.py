@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,6 +27,7 @@ from cortex_tui.tui.cells import (
     stacked_bar,
     status_text,
 )
+from cortex_tui.tui.gpu_table import gpu_table
 from cortex_tui.tui.keyed_table import KeyedTable, Row
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.polled_screen import PolledScreen
@@ -86,6 +88,7 @@ class JobScreen(PolledScreen):
         self.failed_batches: list[Json] = []
         self._ledger_failed = -1  # the failed count the ledger was fetched at
         self.throughput = Throughput()
+        self.worker_rows: list[Json] = []  # the workers route's, for their GPUs
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -114,11 +117,13 @@ class JobScreen(PolledScreen):
         ledger = None
         if failed != self._ledger_failed:
             ledger = client.failed(self.api, self.job_id).get("failed_batches") or []
-        return {"job": job, "failed_batches": ledger, "failed": failed}
+        workers = None if is_terminal(job.get("status")) else client.workers(self.api, self.job_id)
+        return {"job": job, "failed_batches": ledger, "failed": failed, "workers": workers}
 
     def show(self, data: Any) -> None:
         job: Json = data["job"]
         self.job = job
+        self.worker_rows = (data.get("workers") or {}).get("workers") or []
         metrics = job.get("batch_metrics") or {}
         finished = int(metrics.get("succeeded") or 0) + int(metrics.get("failed") or 0)
         if not is_terminal(job.get("status")):
@@ -200,7 +205,8 @@ class JobScreen(PolledScreen):
         for key in WORKER_STATS:
             workers.add_column(key, justify="right")
         workers.add_row(*(str(stats.get(key, 0)) for key in WORKER_STATS))
-        self.query_one("#workers", Static).update(workers)
+        gpus = gpu_table(self.worker_rows)
+        self.query_one("#workers", Static).update(workers if gpus is None else Group(workers, gpus))
 
     def _show_throughput(self, job: Json) -> None:
         rates, recent = self.throughput.rates(), self.throughput.recent_rate()

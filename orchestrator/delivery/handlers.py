@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 from sqlalchemy.engine import Connection
 
 from orchestrator.context import Context
+from orchestrator.delivery.gpu_reports import parse_gpus
 from orchestrator.errors import Forbidden, InvalidRequest, NotFound
 from orchestrator.jobs.control import fail_job, submission_view
 from orchestrator.jobs.lifecycle import read_counts, settle
@@ -23,7 +24,7 @@ from orchestrator.jobs.worker_records import short_name
 from orchestrator.status import BatchState, JobStatus, WorkerState
 from orchestrator.store import job_queries, queue, worker_queries
 from orchestrator.store.models import Job
-from runtime.protocol import MAX_LEASE, MAX_LIST, EndReason, HookState, Report, Task
+from runtime.protocol import GPUS_FIELD, MAX_LEASE, MAX_LIST, EndReason, HookState, Report, Task
 
 Json = dict[str, Any]
 #: How long a worker waits when other workers hold the last batches.
@@ -51,6 +52,8 @@ def job_spec(ctx: Context, job: Job) -> Json:
         "job_spec": {**submission_view(ctx, job), "timeout": job.timeout, "source": job.source},
         "heartbeat_interval_s": ctx.settings.heartbeat_interval_s,
         "prefetch_window_s": ctx.settings.prefetch_window_s,
+        # Each worker's GPUs (compute.gpu): a worker holding some samples them.
+        GPUS_FIELD: int(job.api_spec.get("compute", {}).get("gpu") or 0),
     }
 
 
@@ -150,12 +153,16 @@ def report_hook(ctx: Context, worker_id: str, body: Json) -> Json:
 
 
 def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
-    """Extend the leases the worker says it holds; tell it whether its job goes on."""
+    """Extend the leases the worker says it holds, keep its GPUs' latest samples; tell it
+    whether its job goes on."""
     batch_ids = _batch_ids(body, "batch_ids")
+    gpus = parse_gpus(body)
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
         worker_queries.touch(conn, worker_id, now)
+        if gpus is not None:
+            worker_queries.set_gpus(conn, worker_id, gpus, now)
         visibility = ctx.settings.visibility_timeout_s
         held = queue.heartbeat(conn, job_id, worker_id, batch_ids, now, visibility)
         status = job_queries.status_of(conn, job_id)

@@ -154,12 +154,8 @@ def _gpu_families(out: Exposition, workers: list[metrics_queries.WorkerGpus]) ->
         ("worker_gpu_memory_total_bytes", "GPU memory in all", "memory_total_bytes", 1),
     ):
         samples: list[Sample] = [
-            (labels, _scaled(sample.get(key), scale)) for labels, sample in rows
+            (labels, value * scale if scale != 1 else value)
+            for labels, sample in rows
+            if isinstance(value := sample.get(key), int | float)  # a device may not say
         ]
         out.family(f"{PREFIX}{name}", "gauge", f"{help_text}, per worker and device", samples)
-
-
-def _scaled(value: object, scale: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return float("nan")
-    return value * scale if scale != 1 else value

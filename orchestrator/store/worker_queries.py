@@ -67,6 +67,14 @@ def touch(conn: Connection, worker_id: str, now: float) -> None:
     conn.exec_driver_sql("UPDATE worker SET last_seen = ? WHERE worker_id = ?", (now, worker_id))
 
 
+def set_gpus(conn: Connection, worker_id: str, samples: list[dict[str, Any]], now: float) -> None:
+    """Keep the latest samples of the worker's GPUs (``runtime.protocol.GpuKey`` fields)."""
+    conn.exec_driver_sql(
+        "UPDATE worker SET gpus = ?, gpus_time = ? WHERE worker_id = ?",
+        (json.dumps(samples), now, worker_id),
+    )
+
+
 def advance(conn: Connection, worker_id: str, state: WorkerState, now: float) -> None:
     """Move a worker that has not run yet to ``state`` (initializing, then running)."""
     conn.exec_driver_sql(
