@@ -20,6 +20,22 @@ def context(request: Request) -> Context:
 
 async def json_body(request: Request, limit: int) -> Any:
     """Read and parse a JSON body; 413 past ``limit`` bytes, 400 if it is not JSON."""
+    raw = await _read(request, limit)
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty: send a JSON object")
+    return await run_in_threadpool(jsontext.parse, raw)
+
+
+async def optional_json_body(request: Request, limit: int) -> Any:
+    """Read and parse a JSON body as ``json_body`` does; None when there is none."""
+    raw = await _read(request, limit)
+    if not raw.strip():
+        return None
+    return await run_in_threadpool(jsontext.parse, raw)
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """Return the raw body; 413 past ``limit`` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(_too_large(int(declared), limit))
@@ -30,10 +46,7 @@ async def json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise PayloadTooLarge(_too_large(size, limit))
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise InvalidRequest("the request body is empty: send a JSON object")
-    return await run_in_threadpool(jsontext.parse, raw)
+    return b"".join(chunks)
 
 
 def _too_large(size: int, limit: int) -> str:

@@ -1,4 +1,4 @@
-"""Management routes under ``/_cortex``: APIs, logs, results, the failed-batch ledger."""
+"""Management routes under ``/_cortex``: APIs, logs, results, the failed-batch ledger, retries."""
 
 from __future__ import annotations
 
@@ -13,17 +13,20 @@ from orchestrator.apis import deploy, removal
 from orchestrator.context import Context, isoformat
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.http import views
-from orchestrator.http.deps import context, json_body
+from orchestrator.http.deps import context, json_body, optional_json_body
 from orchestrator.http.openapi import (
     BODY_ERRORS,
     COMMON_ERRORS,
     DEPLOY,
     REPLAY,
+    RETRY,
+    error_answer,
     json_answer,
+    optional_body,
     text_answer,
 )
 from orchestrator.http.openapi import json_body as body_of
-from orchestrator.jobs import control, logs, prune, replay, results
+from orchestrator.jobs import control, logs, prune, replay, results, retry
 from orchestrator.jobs.worker_records import short_name
 from orchestrator.store import job_queries, worker_queries
 from orchestrator.store.models import WorkerRecord
@@ -137,10 +140,39 @@ def job_logs(
     response_class=StreamingResponse,
     responses=text_answer("application/x-ndjson", "One JSON line per item, in item order"),
 )
-def job_results(api_name: str, job_id: str, ctx: Ctx) -> StreamingResponse:
-    """Stream the job's results as JSON lines, in item order."""
+def job_results(
+    api_name: str, job_id: str, ctx: Ctx, merge_retries: bool = False
+) -> StreamingResponse:
+    """Stream the job's results as JSON lines, in item order; with ``merge_retries``, its
+    retries' (and their retries') results fill in the items that failed, each line naming
+    the job it is from."""
     job_id = control.get_job(ctx, api_name, job_id).job_id
-    return StreamingResponse(results.iter_results(ctx, job_id), media_type="application/x-ndjson")
+    lines = results.iter_merged if merge_retries else results.iter_results
+    return StreamingResponse(lines(ctx, job_id), media_type="application/x-ndjson")
+
+
+@router.post(
+    "/apis/{api_name}/jobs/{job_id}/retry",
+    response_model=None,
+    openapi_extra=optional_body(RETRY),
+    responses={
+        **json_answer(
+            {
+                "type": "object",
+                "required": ["job_id", "api_name", "workers", "parent_job_id"],
+                "properties": {"job_id": {"type": "string"}, "parent_job_id": {"type": "string"}},
+            },
+            "The new job, as a submission answers",
+        ),
+        409: error_answer("The job is still running, or has no failed batch: nothing to retry"),
+        **BODY_ERRORS,
+    },
+)
+async def retry_job(api_name: str, job_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Submit a new job of the job's failed batches (their items keep their indices), with
+    its config deep-merged under the body's ``config``; the body is optional."""
+    body = await optional_json_body(request, ctx.settings.max_body_bytes)
+    return await run_in_threadpool(retry.retry_job, ctx, api_name, job_id, body)
 
 
 @router.get("/apis/{api_name}/jobs/{job_id}/failed")
@@ -154,8 +186,7 @@ def job_failed(
 
 @router.get("/apis/{api_name}/jobs/{job_id}/workers")
 def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
-    """Return each worker of the job: state, how it ended, its backend handle, and the
-    latest samples of the GPUs it holds (``gpus``, taken at ``gpus_time``)."""
+    """Return each worker of the job: state, how it ended, and its backend handle."""
     job_id = control.get_job(ctx, api_name, job_id).job_id
     rows = _workers(ctx, job_id)
     return {
@@ -171,8 +202,6 @@ def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
                 "handle": w.handle,
                 "created_time": isoformat(w.created_time),
                 "ended_time": isoformat(w.ended_time),
-                "gpus": w.gpus or [],
-                "gpus_time": isoformat(w.gpus_time),
             }
             for w in rows
         ]

@@ -23,8 +23,12 @@ class ErrorBody(BaseModel):
     error_id: str | None = None
 
 
-def _error(description: str) -> dict[str, Any]:
+def error_answer(description: str) -> dict[str, Any]:
+    """Return the ``responses`` entry of an error answer: ``{"error": ...}``."""
     return {"model": ErrorBody, "description": description}
+
+
+_error = error_answer
 
 
 #: The errors any route may answer.
@@ -101,6 +105,25 @@ DEPLOY: dict[str, Any] = {
     "required": ["project_dir"],
     "additionalProperties": False,
 }
+RETRY: dict[str, Any] = {
+    "type": "object",
+    "description": "A retry of a job's failed batches; every field is optional (the"
+    " parent job's value, or its batches as they were).",
+    "properties": {
+        "workers": SUBMISSION["properties"]["workers"],
+        "config": {"type": "object", "description": "Deep-merged over the parent's config"},
+        "batch_size": {
+            **_INT64,
+            "minimum": 1,
+            "description": "Re-split the failed items into batches of this size",
+        },
+        "timeout": SUBMISSION["properties"]["timeout"],
+        "retries": SUBMISSION["properties"]["retries"],
+        "backend": SUBMISSION["properties"]["backend"],
+        "isolate_failures": SUBMISSION["properties"]["isolate_failures"],
+    },
+    "additionalProperties": False,
+}
 WORKER_REPORT: dict[str, Any] = {
     "type": "object",
     "description": "Worker protocol (see runtime/worker.py); only a worker's own secret works",
@@ -146,6 +169,7 @@ JOB_STATUS: dict[str, Any] = {
     },
 }
 
+
 REPLAY: dict[str, Any] = {
     "type": "object",
     "required": [
@@ -172,6 +196,11 @@ REPLAY: dict[str, Any] = {
         "traceback": {"type": ["string", "null"]},
     },
 }
+
+
+def optional_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return ``openapi_extra`` declaring an optional JSON body of ``schema``."""
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
 
 
 def json_answer(schema: dict[str, Any], description: str = "OK") -> dict[int | str, Any]:

@@ -16,6 +16,7 @@ from orchestrator.errors import Conflict, InvalidRequest, NotFound, SourceError
 from orchestrator.jobs import worker_records
 from orchestrator.jobs.lifecycle import set_status
 from orchestrator.jobs.options import deep_merge, parse_options
+from orchestrator.jobs.retry_source import RetrySource
 from orchestrator.jobs.sources import Source, parse_source, source_from_spec
 from orchestrator.status import JobStatus
 from orchestrator.store import api_queries, job_queries, queue, remote_queries
@@ -119,6 +120,18 @@ def dry_run(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
 def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
     """Create a job in ``status_enqueuing`` and enqueue its source in the background."""
     api, options, source = prepare_submission(ctx, api_name, body)
+    return create_job(ctx, api, options, source)
+
+
+def create_job(
+    ctx: Context,
+    api: Api,
+    options: dict[str, Any],
+    source: Source,
+    parent_job_id: str | None = None,
+) -> dict[str, Any]:
+    """Store a job of ``api`` with resolved ``options``, start enqueuing ``source``, and
+    return its submission view (``parent_job_id``: the job a retry re-runs batches of)."""
     now = ctx.clock()
     job = Job(
         job_id=new_job_id(now),
@@ -136,6 +149,7 @@ def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
         max_restarts=options["max_restarts"],
         isolate_failures=bool(options.get("isolate_failures")),
         isolation_calls_factor=ctx.settings.isolation_max_calls_factor,
+        parent_job_id=parent_job_id,
         created_time=now,
         start_time=now,  # enqueuing is the job's first stage, so it starts at once
     )
@@ -143,8 +157,10 @@ def submit_job(ctx: Context, api_name: str, body: object) -> dict[str, Any]:
         job_queries.add(session, job, source.to_spec())
     ctx.log_event(job.job_id, f"job submitted: {json.dumps(job.source)}")
     start_enqueue(ctx, job.job_id)
-    items = job.source.get("items")
-    expected = math.ceil(items / job.batch_size) if isinstance(items, int) else 0
+    expected = job.source.get("batches")
+    if not isinstance(expected, int):
+        items = job.source.get("items")
+        expected = math.ceil(items / job.batch_size) if isinstance(items, int) else 0
     return {**submission_view(ctx, job), "batches_per_worker": _per_worker(expected, job.workers)}
 
 
@@ -168,14 +184,13 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
             progress = job_queries.enqueue_progress(conn, job_id)
         if progress is None:
             return
-        done, first_item, spec = progress
-        source = source_from_spec(json.loads(spec), aws=ctx.aws)
+        done, _, spec = progress
+        source = _source_of(ctx, json.loads(spec))
         chunk: list[tuple[str, int, int, int, str]] = []
         index = 0
-        for size, payload in source.encoded_batches():
+        for first_item, size, payload in source.placed_batches():
             if index >= done:
                 chunk.append((job_id, index, first_item, size, payload))
-                first_item += size
             index += 1
             if len(chunk) >= ENQUEUE_CHUNK:
                 if not _write_chunk(ctx, job_id, chunk):
@@ -197,6 +212,13 @@ def enqueue_job(ctx: Context, job_id: str) -> None:
         moved = set_status(ctx, conn, job_id, JobStatus.RUNNING, None)
     if moved:
         ctx.wake()  # the supervisor starts the workers
+
+
+def _source_of(ctx: Context, spec: dict[str, Any]) -> Source:
+    """Rebuild a job's source from its stored spec (a retry's reads its parent's batches)."""
+    if spec.get("kind") == RetrySource.kind:
+        return RetrySource.from_spec(ctx.store, spec)
+    return source_from_spec(spec, aws=ctx.aws)
 
 
 def _write_chunk(ctx: Context, job_id: str, chunk: list[tuple[str, int, int, int, str]]) -> bool:
@@ -255,6 +277,7 @@ def submission_view(ctx: Context, job: Job, *, with_config: bool = True) -> dict
         "created_time": isoformat(job.created_time),
         "backend": job.backend,
         "status": job.status,
+        "parent_job_id": job.parent_job_id,
     }
 
 

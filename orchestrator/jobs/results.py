@@ -1,4 +1,5 @@
-"""Reading back a job's results (in item order) and its failed-batch ledger."""
+"""Reading back a job's results (in item order, alone or merged with its retries') and its
+failed-batch ledger."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from orchestrator.context import Context, isoformat
 from orchestrator.jobs import result_pages
 from orchestrator.jobs.worker_records import short_name
-from orchestrator.store import batch_queries
+from orchestrator.store import batch_queries, job_queries
 
 _PAGE = 500
 
@@ -37,8 +38,53 @@ def iter_results(ctx: Context, job_id: str) -> Iterator[str]:
         yield "".join(lines)
 
 
-def _line(item_index: int, batch_index: int, result: Any, whole_batch: bool = False) -> str:
+def iter_merged(ctx: Context, job_id: str) -> Iterator[str]:
+    """Yield a job's results merged with its retries' (and theirs), in item order.
+
+    Retries keep their parent's item indices, so each job's lines come in item order and
+    a k-way merge puts them together; where several jobs have a result for an item (two
+    retries of one job), the newest job's wins. Each line names the ``job_id`` it is from.
+    """
+    with ctx.store.read() as conn:
+        jobs = [job_id, *job_queries.retries_of(conn, job_id)]
+    streams = [_keyed_lines(ctx, job, -rank) for rank, job in enumerate(jobs)]
+    lines: list[str] = []
+    last = None
+    for item_index, _, line in heapq.merge(*streams):
+        if item_index == last:
+            continue
+        last = item_index
+        lines.append(line)
+        if len(lines) >= _PAGE:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
+
+
+def _keyed_lines(ctx: Context, job_id: str, rank: int) -> Iterator[tuple[int, int, str]]:
+    """Yield ``item_index, rank, line`` for each result line of a job, in item order."""
+    for rows in result_pages.pages(ctx, job_id, _PAGE):
+        for index, first_item, size, text in rows:
+            result = json.loads(text)
+            if isinstance(result, list) and len(result) == size:
+                for offset, item_result in enumerate(result):
+                    item = first_item + offset
+                    yield item, rank, _line(item, index, item_result, job_id=job_id)
+            else:
+                yield first_item, rank, _line(first_item, index, result, True, job_id)
+
+
+def _line(
+    item_index: int,
+    batch_index: int,
+    result: Any,
+    whole_batch: bool = False,
+    job_id: str | None = None,
+) -> str:
     record: dict[str, Any] = {"item_index": item_index, "batch_index": batch_index}
+    if job_id is not None:
+        record["job_id"] = job_id
     if whole_batch:
         record["batch_result"] = True
     record["result"] = result

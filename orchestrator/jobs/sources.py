@@ -66,6 +66,16 @@ class Source(ABC):
         for batch in self.batches():
             yield len(batch), json.dumps(batch)
 
+    def placed_batches(self) -> Iterator[tuple[int, int, str]]:
+        """Yield each batch as the index of its first item, its size and its JSON text.
+
+        Items are numbered from 0 in order; a retry's source keeps its parent's numbers.
+        """
+        first = 0
+        for size, payload in self.encoded_batches():
+            yield first, size, payload
+            first += size
+
     def dry_run(self) -> dict[str, Any]:
         """Read the whole source, validating every item, and count batches and items."""
         batches = items = 0

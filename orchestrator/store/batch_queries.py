@@ -1,4 +1,5 @@
-"""Statements that read a job's finished batches back: results pages and the failed ledger."""
+"""Statements that read a job's finished batches back: results pages, the failed ledger and
+the failed batches a retry re-runs."""
 
 from __future__ import annotations
 
@@ -70,6 +71,28 @@ def part_results_page(
             (job_id, after_item, BatchState.SUCCEEDED, limit),
         ).all()
     )
+
+
+def failed_page(conn: Connection, job_id: str, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """Return ``idx, first_item, size, payload`` of failed batches past index ``after``."""
+    return list(
+        tuple(row)
+        for row in conn.exec_driver_sql(
+            "SELECT idx, first_item, size, payload FROM batch"
+            " WHERE job_id = ? AND state = ? AND idx > ? ORDER BY idx LIMIT ?",
+            (job_id, BatchState.FAILED, after, limit),
+        ).all()
+    )
+
+
+def failed_spans(conn: Connection, job_id: str) -> list[tuple[int, int]]:
+    """Return ``first_item, size`` of each failed batch of the job, in index order."""
+    rows = conn.exec_driver_sql(
+        "SELECT first_item, size FROM batch WHERE job_id = ? AND state = ? AND idx >= 0"
+        " ORDER BY idx",
+        (job_id, BatchState.FAILED),
+    ).all()
+    return [(int(first), int(size)) for first, size in rows]
 
 
 def one(conn: Connection, job_id: str, index: int) -> tuple[Any, ...] | None:

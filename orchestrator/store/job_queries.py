@@ -182,6 +182,17 @@ def ids_starting(conn: Connection, api_name: str, prefix: str, limit: int) -> li
     return [str(row[0]) for row in rows]
 
 
+def retries_of(conn: Connection, job_id: str) -> list[str]:
+    """Return the ids of the job's retries, their retries and so on, oldest first."""
+    rows = conn.exec_driver_sql(
+        "WITH RECURSIVE tree(job_id) AS (SELECT job_id FROM job WHERE parent_job_id = ?"
+        " UNION SELECT j.job_id FROM job j JOIN tree t ON j.parent_job_id = t.job_id)"
+        " SELECT j.job_id FROM tree t JOIN job j ON j.job_id = t.job_id ORDER BY j.seq",
+        (job_id,),
+    ).all()
+    return [str(row[0]) for row in rows]
+
+
 def newest_of_api(session: Session, api_name: str, limit: int) -> list[Job]:
     """Return an API's jobs, newest first, without their config and API spec."""
     return list(

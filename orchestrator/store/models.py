@@ -53,6 +53,8 @@ class Job(SQLModel, table=True):
     timeout: float | None = None
     retries: int = 0
     max_restarts: int = 0
+    # A retry's job: the job whose failed batches it re-runs (their items keep their indices).
+    parent_job_id: str | None = Field(default=None, index=True)
     total: int = 0
     enqueued_items: int = 0
     queued: int = 0

@@ -1,0 +1,197 @@
+"""Retry only what failed: a new job of a job's failed batches, whose items keep their
+indices, merged back into the parent's results; retries of retries; nothing to retry.
+
+Against the real orchestrator and worker processes (process backend), over HTTP and
+through the CLI. The testbench predictor fails the batches holding an item of its
+``fail_items`` config, so a retry with that config overridden succeeds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Server, items_job
+
+from cortex_tui.cli.main import main
+
+ITEMS = list(range(40))
+#: Items 5, 20 and 37 fail batches 2, 10 and 18 of 20 (two items a batch).
+POISON = [5, 20, 37]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def cli(server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Run ``cortex-tui --server <the test server> ARGS`` in-process."""
+    assert server.token is not None
+    monkeypatch.setenv("CORTEX_TUI_TOKEN", server.token)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    def run(*args: str) -> Run:
+        code = main(["--server", server.url, *args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def failing_job(server: Server, api: str) -> str:
+    """Run 20 batches of which 3 fail; return the ended job's id."""
+    body = items_job(ITEMS, batch_size=2, workers=2, retries=0, config={"fail_items": POISON})
+    job_id: str = server.submit(api, body)["job_id"]
+    status = server.wait(api, job_id)
+    assert status["status"] == "status_completed_with_failures", status
+    assert status["batch_metrics"]["failed"] == 3
+    return job_id
+
+
+def retry(server: Server, api: str, job_id: str, body: dict[str, Any] | None = None) -> Any:
+    """POST the retry route (no body when ``body`` is None); return the response."""
+    path = f"/_cortex/apis/{api}/jobs/{job_id}/retry"
+    return server.http.post(path) if body is None else server.http.post(path, json=body)
+
+
+def merged(server: Server, api: str, job_id: str) -> list[dict[str, Any]]:
+    text = server.http.get(
+        f"/_cortex/apis/{api}/jobs/{job_id}/results", params={"merge_retries": "true"}
+    ).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_retry_reruns_only_the_failed_batches_and_merges_into_the_parent(
+    server: Server, testbench: str
+) -> None:
+    parent = failing_job(server, testbench)
+
+    answer = retry(server, testbench, parent, {"config": {"fail_items": []}})
+
+    assert answer.status_code == 200, answer.text
+    child = answer.json()
+    assert child["parent_job_id"] == parent
+    assert child["config"] == {"sleep_s": 0, "echo": True, "fail_items": []}
+    assert child["workers"] == 2  # the parent's
+    status = server.wait(testbench, child["job_id"])
+    assert status["status"] == "status_succeeded", status
+    assert status["parent_job_id"] == parent
+    assert status["batch_metrics"]["total"] == 3
+    assert status["batch_size"] == 2
+    assert status["source"] == {
+        "kind": "retry",
+        "parent_job_id": parent,
+        "batch_size": 2,
+        "batches": 3,
+        "items": 6,
+    }
+    # The retry's own results carry the parent's item indices.
+    own = server.results(testbench, child["job_id"])
+    assert [r["item_index"] for r in own] == [4, 5, 20, 21, 36, 37]
+    assert [r["result"]["item"] for r in own] == [4, 5, 20, 21, 36, 37]
+
+    lines = merged(server, testbench, parent)
+
+    assert [r["item_index"] for r in lines] == ITEMS
+    assert [r["result"]["item"] for r in lines] == ITEMS
+    assert {r["job_id"] for r in lines if r["item_index"] in (4, 5, 20, 21, 36, 37)} == {
+        child["job_id"]
+    }
+    assert {r["job_id"] for r in lines if r["item_index"] not in (4, 5, 20, 21, 36, 37)} == {parent}
+    # Without merge_retries the parent's results are what they were.
+    assert len(server.results(testbench, parent)) == 34
+    listing = server.http.get(f"/{testbench}").json()["jobs"]
+    assert {j["job_id"]: j["parent_job_id"] for j in listing} == {
+        child["job_id"]: parent,
+        parent: None,
+    }
+
+
+def test_a_retry_of_a_retry_keeps_the_original_indices(server: Server, testbench: str) -> None:
+    parent = failing_job(server, testbench)
+    first = retry(server, testbench, parent, {"config": {"fail_items": [37]}, "workers": 1})
+    assert first.status_code == 200, first.text
+    first_id = first.json()["job_id"]
+    assert server.wait(testbench, first_id)["batch_metrics"] == {
+        **server.status(testbench, first_id)["batch_metrics"],
+        "succeeded": 2,
+        "failed": 1,
+    }
+    # Through a prefix of its id, re-split into batches of one item.
+    second = retry(
+        server, testbench, first_id[:12], {"config": {"fail_items": []}, "batch_size": 1}
+    )
+    assert second.status_code == 200, second.text
+    second_id = second.json()["job_id"]
+    status = server.wait(testbench, second_id)
+    assert status["status"] == "status_succeeded", status
+    assert status["parent_job_id"] == first_id
+    assert status["batch_metrics"]["total"] == 2
+    assert [r["item_index"] for r in server.results(testbench, second_id)] == [36, 37]
+
+    lines = merged(server, testbench, parent)
+
+    assert [r["item_index"] for r in lines] == ITEMS
+    assert [r["result"]["item"] for r in lines] == ITEMS
+    assert [r["job_id"] for r in lines[36:]] == [second_id, second_id, parent, parent]
+    assert [r["job_id"] for r in lines[4:6]] == [first_id, first_id]
+    assert [r["item_index"] for r in merged(server, testbench, first_id)] == [4, 5, 20, 21, 36, 37]
+
+
+def test_nothing_to_retry_and_bad_requests_are_refused_clearly(
+    server: Server, testbench: str
+) -> None:
+    done = server.submit(testbench, items_job([1, 2, 3]))["job_id"]
+    server.wait(testbench, done)
+
+    nothing = retry(server, testbench, done)
+    running = server.submit(testbench, items_job([1], config={"sleep_s": 30}))["job_id"]
+    busy = retry(server, testbench, "latest")
+    unknown = retry(server, testbench, done, {"items": [1]})
+    bad_size = retry(server, testbench, done, {"batch_size": 0})
+    missing = retry(server, testbench, "f" * 16)
+    server.http.delete(f"/{testbench}/{running}")
+
+    assert nothing.status_code == 409
+    assert nothing.json()["error"] == f"job {done} has no failed batches: nothing to retry"
+    assert busy.status_code == 409
+    assert busy.json()["error"].startswith(f"job {running} is still status_")
+    assert "wait for it to end" in busy.json()["error"]
+    assert unknown.status_code == 400
+    assert unknown.json()["error"].startswith('unknown field "items"')
+    assert bad_size.status_code == 400
+    assert "batch_size" in bad_size.json()["error"]
+    assert missing.status_code == 404
+
+
+def test_a_database_from_before_retries_gains_the_column(tmp_path: Path) -> None:
+    from orchestrator.store.engine import Store
+
+    db = tmp_path / "cortex.db"
+    Store(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX ix_job_parent_job_id")
+        conn.execute("ALTER TABLE job DROP COLUMN parent_job_id")
+    conn.close()
+
+    Store(db).close()
+
+    with sqlite3.connect(db) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(job)")}
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(job)")}
+    conn.close()
+    assert "parent_job_id" in columns
+    assert "ix_job_parent_job_id" in indexes
