@@ -186,7 +186,8 @@ def job_failed(
 
 @router.get("/apis/{api_name}/jobs/{job_id}/workers")
 def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
-    """Return each worker of the job: state, how it ended, and its backend handle."""
+    """Return each worker of the job: state, how it ended, its backend handle, and the
+    latest samples of the GPUs it holds (``gpus``, taken at ``gpus_time``)."""
     job_id = control.get_job(ctx, api_name, job_id).job_id
     rows = _workers(ctx, job_id)
     return {
@@ -202,6 +203,8 @@ def job_workers(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
                 "handle": w.handle,
                 "created_time": isoformat(w.created_time),
                 "ended_time": isoformat(w.ended_time),
+                "gpus": w.gpus or [],
+                "gpus_time": isoformat(w.gpus_time),
             }
             for w in rows
         ]
