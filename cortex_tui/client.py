@@ -206,9 +206,11 @@ class CortexClient:
             except httpx.TransportError as e:
                 raise _translate(e, self.base_url) from None
 
-    def results(self, api: str, job_id: str) -> Iterator[str]:
-        """Yield the job's results as JSON lines (without newlines), in item order."""
-        yield from self._lines(f"{_job_path(api, job_id)}/results", {}, None)
+    def results(self, api: str, job_id: str, merge_retries: bool = False) -> Iterator[str]:
+        """Yield the job's results as JSON lines (without newlines), in item order; with
+        ``merge_retries``, its retries' results fill in the items that failed."""
+        params = {"merge_retries": "true"} if merge_retries else {}
+        yield from self._lines(f"{_job_path(api, job_id)}/results", params, None)
 
     def retry(self, api: str, job_id: str, body: Json | None = None) -> Json:
         """Submit a new job of the job's failed batches (``body``: ``workers``, ``config``,

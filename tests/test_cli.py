@@ -421,6 +421,7 @@ def test_up_starts_the_embedded_server_with_settings(tmp_path: Path) -> None:
         (("submit", "api", "--items", "items.json"), "submit"),
         (("delete", "api"), "delete"),
         (("delete", "api", "1a2b"), "delete"),
+        (("retry", "api", "latest", "--wait"), "retry"),
         (("aws", "setup"), "aws setup"),
         (("aws", "teardown", "--force"), "aws teardown"),
     ],

@@ -217,6 +217,7 @@ def test_job_view_shows_stats_config_and_where_to_look_next() -> None:
     assert "\nconfig:\n  C: 1.0\n" in text
     assert text.endswith(
         "failed batches: cortex-tui failed iris 1a2b3c4d5e6f7a8b\n"
+        "retry them: cortex-tui retry iris 1a2b3c4d5e6f7a8b\n"
         "results: cortex-tui results iris 1a2b3c4d5e6f7a8b\n"
         "logs: cortex-tui logs iris 1a2b3c4d5e6f7a8b"
     )

@@ -195,3 +195,41 @@ def test_a_database_from_before_retries_gains_the_column(tmp_path: Path) -> None
     conn.close()
     assert "parent_job_id" in columns
     assert "ix_job_parent_job_id" in indexes
+
+
+def test_the_cli_retries_waits_and_merges_the_results(
+    server: Server, testbench: str, cli: Cli, tmp_path: Path
+) -> None:
+    parent = failing_job(server, testbench)
+    url = server.url
+
+    retried = cli("retry", testbench, parent[:8], "--config", "fail_items=[]", "--wait")
+
+    assert retried.code == 0, retried.err
+    first, outcome, results_hint = retried.out.splitlines()
+    child = first.split()[2]
+    assert first == (
+        f"submitted job {child} to {testbench}: a retry of 3 failed batches of job {parent}"
+        " (2 workers)"
+    )
+    assert outcome.startswith(f"job {child} succeeded: 3 of 3 batches")
+    assert results_hint == f"results: cortex-tui --server {url} results {testbench} {child}"
+    detail = cli("get", testbench, child).out
+    assert f"\nretry of: {parent}\n" in detail
+    retry_hint = f"\nretry them: cortex-tui --server {url} retry {testbench} {parent}\n"
+    assert retry_hint in cli("get", testbench, parent).out
+    assert (
+        f"with the retried job's: cortex-tui --server {url} results {testbench} {parent}"
+        " --merge-retries" in detail
+    )
+    out = tmp_path / "merged.jsonl"
+    saved = cli("results", testbench, parent, "--merge-retries", "-o", str(out))
+    assert saved.err == f"wrote 40 results to {out}\n"
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["item_index"] for r in lines] == ITEMS
+    assert [r["result"]["item"] for r in lines] == ITEMS
+
+    again = cli("retry", testbench, child)
+
+    assert again.code == 1
+    assert again.err == f"error: job {child} has no failed batches: nothing to retry\n"

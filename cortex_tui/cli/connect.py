@@ -10,7 +10,7 @@ from cortex_tui.client import CortexClient
 from cortex_tui.embedded import ensure_server, home_dir, resolve_url, token_source
 
 #: The commands that start the embedded orchestrator even after ``cortex-tui down``.
-STARTS_AFTER_DOWN = frozenset({"up", "deploy", "submit", "delete"})
+STARTS_AFTER_DOWN = frozenset({"up", "deploy", "submit", "retry", "delete"})
 
 
 def connect(args: argparse.Namespace, overrides: Sequence[str] = ()) -> CortexClient:

@@ -47,7 +47,6 @@ def render(
         suggest: Builds a ``cortex-tui ...`` command line to suggest.
     """
     job = document["job_status"]
-    api, job_id = job["api_name"], job["job_id"]
     sections = [
         _header(job, now, color),
         "batch stats\n" + _batch_stats(job),
@@ -59,13 +58,24 @@ def render(
     if workers.get("workers"):
         sections.append("workers\n" + _workers(workers["workers"]))
     sections.append("job config\n" + _config(job).rstrip("\n"))
+    sections.append("\n".join(_hints(job, suggest)))
+    return "\n\n".join(sections)
+
+
+def _hints(job: dict[str, Any], suggest: Callable[..., str]) -> list[str]:
+    """Return the commands that show more of the job (and retry its failures, once ended)."""
+    api, job_id = job["api_name"], job["job_id"]
     hints = []
     if (job.get("batch_metrics") or {}).get("failed"):
         hints.append(f"failed batches: {suggest('failed', api, job_id)}")
+        if job.get("end_time"):
+            hints.append(f"retry them: {suggest('retry', api, job_id)}")
     hints.append(f"results: {suggest('results', api, job_id)}")
+    if parent := job.get("parent_job_id"):
+        merged = suggest("results", api, parent, "--merge-retries")
+        hints.append(f"with the retried job's: {merged}")
     hints.append(f"logs: {suggest('logs', api, job_id)}")
-    sections.append("\n".join(hints))
-    return "\n\n".join(sections)
+    return hints
 
 
 def render_watch(
@@ -118,6 +128,8 @@ def _header(job: dict[str, Any], now: float, color: bool) -> str:
         status += f" ({job['message']})"
     start = job.get("start_time")
     pairs = [("job id", job["job_id"]), ("status", status)]
+    if job.get("parent_job_id"):
+        pairs.append(("retry of", job["parent_job_id"]))
     top = format_pairs(pairs)
     times = format_pairs(
         [

@@ -20,6 +20,7 @@ from cortex_tui.cli import (
     prune,
     replay,
     results,
+    retry,
     serve,
     submit,
     token,
@@ -33,6 +34,7 @@ COMMANDS = (
     deploy,
     get,
     submit,
+    retry,
     logs,
     results,
     failed,
@@ -121,7 +123,7 @@ def _version() -> str:
 
 def _changes(args: argparse.Namespace) -> str | None:
     """Return the command line of a command that changes state (deploys, jobs, AWS), else None."""
-    if args.command in ("deploy", "delete"):
+    if args.command in ("deploy", "delete", "retry"):
         return str(args.command)
     if args.command in ("submit", "prune") and not args.dry_run:
         return str(args.command)

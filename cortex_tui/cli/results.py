@@ -27,6 +27,12 @@ def add_parser(
     parser.add_argument("api", help="the API of the job")
     parser.add_argument("job_id", help="the job id")
     parser.add_argument(
+        "--merge-retries",
+        action="store_true",
+        help="fill in the job's failed items with its retries' results (and their retries'):"
+        ' one line per item, each naming the "job_id" it is from',
+    )
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -39,7 +45,7 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Stream the results to stdout or to a file."""
     with connect(args) as client:
-        lines = client.results(args.api, args.job_id)
+        lines = client.results(args.api, args.job_id, merge_retries=args.merge_retries)
         if args.output is None:
             for line in lines:
                 sys.stdout.write(line + "\n")

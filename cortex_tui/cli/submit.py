@@ -45,10 +45,14 @@ def add_parser(
         help="a newline-delimited JSON file, one item per line",
     )
     parser.add_argument(
-        "--batch-size", type=_positive, default=1, metavar="N", help="items per batch (default: 1)"
+        "--batch-size",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="items per batch (default: 1)",
     )
     parser.add_argument(
-        "--workers", type=_positive, default=1, metavar="N", help="workers to run (default: 1)"
+        "--workers", type=positive_int, default=1, metavar="N", help="workers to run (default: 1)"
     )
     parser.add_argument(
         "--config",
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print_json(job)
         elif not as_json:
             _report(args, client, job, body)
-        return _wait(args, client, job["job_id"], as_json) if args.wait else 0
+        return wait_and_report(args, client, job["job_id"], as_json) if args.wait else 0
 
 
 def build_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,7 +183,11 @@ def _report(
 _LOOK_AT_LOGS = ("status_worker_error", "status_worker_oom", "status_unexpected_error")
 
 
-def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: bool) -> int:
+def wait_and_report(
+    args: argparse.Namespace, client: CortexClient, job_id: str, as_json: bool
+) -> int:
+    """Follow a job until it ends, say how it ended and what to look at; return 0 only if
+    it succeeded."""
     try:
         status = wait_for_job(client, args.api, job_id)
     except KeyboardInterrupt:
@@ -195,6 +203,7 @@ def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: 
         print(outcome_text(status))
         if (status.get("batch_metrics") or {}).get("failed"):
             print(f"failed batches: {hint(args, 'failed', args.api, job_id)}")
+            print(f"retry them: {hint(args, 'retry', args.api, job_id)}")
         if status.get("status") in _LOOK_AT_LOGS:  # what went wrong is in the workers' logs
             print(f"logs: {hint(args, 'logs', args.api, job_id)}")
         elif (status.get("batch_metrics") or {}).get("succeeded"):
@@ -202,7 +211,8 @@ def _wait(args: argparse.Namespace, client: CortexClient, job_id: str, as_json: 
     return 0 if status.get("status") == "status_succeeded" else 1
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """Parse a command-line whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
