@@ -233,3 +233,59 @@ def test_the_cli_retries_waits_and_merges_the_results(
 
     assert again.code == 1
     assert again.err == f"error: job {child} has no failed batches: nothing to retry\n"
+
+
+def test_the_tuis_job_view_retries_the_failures_and_opens_the_retry(
+    server: Server, testbench: str
+) -> None:
+    import asyncio
+
+    from textual.widgets import Static
+
+    from cortex_tui.client import CortexClient
+    from cortex_tui.tui import CortexApp
+    from cortex_tui.tui.confirm_screen import ConfirmScreen
+    from cortex_tui.tui.job_screen import JobScreen
+
+    parent = failing_job(server, testbench)
+    apps = [
+        CortexApp(CortexClient(server.url, timeout=10, token=server.token), refresh_s=0.5, **kw)
+        for kw in ({}, {"readonly": True})
+    ]
+
+    async def until(app: CortexApp, condition: Callable[[], bool]) -> None:
+        for _ in range(400):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not true after 20s: screen {app.screen!r}")
+
+    async def retry_in(app: CortexApp) -> tuple[str, str]:
+        async with app.run_test(size=(160, 48)) as pilot:
+            app.push_screen(JobScreen(testbench, parent))
+            await until(app, lambda: getattr(app.screen, "job", None) is not None)
+            await pilot.press("R")
+            if app.readonly:
+                await pilot.pause()
+                return type(app.screen).__name__, ""
+            await until(app, lambda: isinstance(app.screen, ConfirmScreen))
+            title = str(app.screen.query_one("#title", Static).render())
+            await pilot.press("y")
+            await until(
+                app, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id != parent
+            )
+            assert isinstance(app.screen, JobScreen)
+            return app.screen.job_id, title
+
+    try:
+        child, title = asyncio.run(retry_in(apps[0]))
+        refused, _ = asyncio.run(retry_in(apps[1]))
+    finally:
+        for app in apps:
+            app.client.close()
+
+    assert title == f"Retry 3 failed batches of job {parent}?"
+    assert server.status(testbench, child)["parent_job_id"] == parent
+    assert server.wait(testbench, child)["batch_metrics"]["failed"] == 3  # same config: fails again
+    assert refused == "JobScreen"
+    assert len(server.http.get(f"/{testbench}").json()["jobs"]) == 2  # read-only made none

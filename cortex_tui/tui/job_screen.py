@@ -8,6 +8,7 @@ import yaml
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -16,6 +17,7 @@ from textual.widgets import Sparkline, Static
 from cortex_tui.cli.get_job import WORKER_STATS
 from cortex_tui.cli.timefmt import format_duration, format_seconds, job_duration, local_time
 from cortex_tui.client import CortexClient, Json
+from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.cells import (
     FAILED_STYLE,
     IN_FLIGHT_STYLE,
@@ -27,6 +29,7 @@ from cortex_tui.tui.cells import (
     stacked_bar,
     status_text,
 )
+from cortex_tui.tui.confirm_screen import ConfirmScreen
 from cortex_tui.tui.gpu_table import gpu_table
 from cortex_tui.tui.keyed_table import KeyedTable, Row
 from cortex_tui.tui.logs_screen import LogsScreen
@@ -56,7 +59,8 @@ class JobScreen(PolledScreen):
         " the ETA uses the last minute's rate. Failed batches are listed with their error,"
         " attempts and worker: select one and press t (or enter) for its traceback. s stops"
         " the job after confirmation; l opens its logs; o its results (paged, s there saves"
-        " them); n submits another job."
+        " them); n submits another job. R re-runs the failed batches of an ended job as a new"
+        " job, after confirmation, and opens it."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -65,9 +69,14 @@ class JobScreen(PolledScreen):
         Binding("s", "stop", "Stop job"),
         Binding("t", "traceback", "Traceback"),
         Binding("n", "submit", "Submit job"),
+        Binding("R", "retry", "Retry failed"),
         Binding("r", "refresh", "Refresh"),
     ]
-    REFUSED_WHEN_READONLY = {"stop": "stopping a job", "submit": "submitting a job"}
+    REFUSED_WHEN_READONLY = {
+        "stop": "stopping a job",
+        "submit": "submitting a job",
+        "retry": "retrying failed batches",
+    }
     NARROW_BELOW = 120
     DEFAULT_CSS = """
     JobScreen #body { padding: 0 1; scrollbar-gutter: stable; }
@@ -274,6 +283,42 @@ class JobScreen(PolledScreen):
         """Stop this job, after confirmation."""
         if self.job is not None:
             self.request_stop(self.api, self.job)
+
+    def action_retry(self) -> None:
+        """Re-run this ended job's failed batches as a new job, after confirmation."""
+        job = self.job
+        if job is None or self.cortex.refuse_if_readonly("retrying failed batches"):
+            return
+        failed = int((job.get("batch_metrics") or {}).get("failed") or 0)
+        if not is_terminal(job.get("status")):
+            self.notify("the job is still running: wait for it to end (or stop it with s)")
+        elif not failed:
+            self.notify(f"job {self.job_id} has no failed batches: nothing to retry")
+        else:
+            plural = "batch" if failed == 1 else "batches"
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"Retry {failed} failed {plural} of job {self.job_id}?",
+                    "A new job re-runs them with this job's config; its results fill in this"
+                    " job's failures (results --merge-retries).",
+                    "Retry",
+                ),
+                self._retry_confirmed,
+            )
+
+    def _retry_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self._retry()
+
+    @work(thread=True, group="retry")
+    def _retry(self) -> None:
+        try:
+            job_id = self.cortex.client.retry(self.api, self.job_id)["job_id"]
+        except CortexTuiError as e:
+            self.app.call_from_thread(self.notify, f"could not retry: {e}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"submitted job {job_id}: a retry of the failures")
+        self.app.call_from_thread(self.app.push_screen, JobScreen(self.api, job_id))
 
     def action_logs(self) -> None:
         """Show this job's logs."""
