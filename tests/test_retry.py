@@ -289,3 +289,25 @@ def test_the_tuis_job_view_retries_the_failures_and_opens_the_retry(
     assert server.wait(testbench, child)["batch_metrics"]["failed"] == 3  # same config: fails again
     assert refused == "JobScreen"
     assert len(server.http.get(f"/{testbench}").json()["jobs"]) == 2  # read-only made none
+
+
+def test_a_retry_of_an_isolated_job_reruns_only_the_items_that_failed(
+    server: Server, testbench: str
+) -> None:
+    # Two batches of 8; isolation leaves items 3 and 12 failed on their own.
+    body = items_job(list(range(16)), batch_size=8, retries=0, config={"fail_items": [3, 12]})
+    parent = server.submit(testbench, {**body, "isolate_failures": True})["job_id"]
+    assert server.wait(testbench, parent)["item_metrics"] == {"succeeded": 14, "failed": 2}
+
+    child = retry(server, testbench, parent, {"config": {"fail_items": []}})
+    assert child.status_code == 200, child.text
+    assert child.json()["source"]["items"] == 2
+    child_id = child.json()["job_id"]
+    status = server.wait(testbench, child_id)
+
+    assert status["status"] == "status_succeeded", status
+    assert status["batch_metrics"]["total"] == 2
+    assert [r["item_index"] for r in server.results(testbench, child_id)] == [3, 12]
+    lines = merged(server, testbench, parent)
+    assert [r["item_index"] for r in lines] == list(range(16))
+    assert [r["job_id"] for r in lines if r["item_index"] in (3, 12)] == [child_id, child_id]

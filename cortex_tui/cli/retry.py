@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
             print_json(job)
         elif not as_json:
             batches = (job.get("source") or {}).get("batches")
-            what = f"{batches} failed batch{'' if batches == 1 else 'es'}" if batches else "its"
+            plural = "" if batches == 1 else "es"
+            what = f"{batches} failed batch{plural}" if batches else "the failures"
             workers = job.get("workers")
             print(
                 f"submitted job {job_id} to {args.api}: a retry of {what} of job"

@@ -8,6 +8,7 @@ items of one batch stay consecutive, as the results' numbering needs.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,13 @@ class RetrySource(Source):
         return {**self.describe(), "resplit": self.resplit}
 
     def _failed_rows(self) -> Iterator[tuple[int, int, str]]:
-        """Yield ``first_item, size, payload`` of the parent's failed batches, a page a read."""
+        """Yield ``first_item, size, payload`` of what failed in the parent, in item order:
+        its own failed batches and, where isolation split a batch, its failed parts (the
+        two never share an item)."""
+        return heapq.merge(self._own_failed(), self._failed_parts())
+
+    def _own_failed(self) -> Iterator[tuple[int, int, str]]:
+        """Yield the parent's own failed batches (in index order, so item order), a page a read."""
         after = -1
         while True:
             with self.store.read() as conn:
@@ -104,6 +111,18 @@ class RetrySource(Source):
             if not rows:
                 return
             for _, first, size, payload in rows:
+                yield int(first), int(size), str(payload)
+            after = int(rows[-1][0])
+
+    def _failed_parts(self) -> Iterator[tuple[int, int, str]]:
+        """Yield the parent's failed parts (isolation's), in item order, a page a read."""
+        after = -1
+        while True:
+            with self.store.read() as conn:
+                rows = batch_queries.failed_parts_page(conn, self.parent_job_id, after, _PAGE)
+            if not rows:
+                return
+            for first, size, payload in rows:
                 yield int(first), int(size), str(payload)
             after = int(rows[-1][0])
 

@@ -74,25 +74,47 @@ def part_results_page(
 
 
 def failed_page(conn: Connection, job_id: str, after: int, limit: int) -> list[tuple[Any, ...]]:
-    """Return ``idx, first_item, size, payload`` of failed batches past index ``after``."""
+    """Return ``idx, first_item, size, payload`` of the job's own failed batches (not parts)
+    past index ``after``."""
     return list(
         tuple(row)
         for row in conn.exec_driver_sql(
             "SELECT idx, first_item, size, payload FROM batch"
             " WHERE job_id = ? AND state = ? AND idx > ? ORDER BY idx LIMIT ?",
-            (job_id, BatchState.FAILED, after, limit),
+            (job_id, BatchState.FAILED, max(after, -1), limit),
+        ).all()
+    )
+
+
+def failed_parts_page(
+    conn: Connection, job_id: str, after_item: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """Return ``first_item, size, payload`` of the job's failed parts (isolation's) past item
+    ``after_item``, in item order."""
+    return list(
+        tuple(row)
+        for row in conn.exec_driver_sql(
+            "SELECT first_item, size, payload FROM batch INDEXED BY ix_batch_parts"
+            " WHERE job_id = ? AND root_id IS NOT NULL AND first_item > ? AND state = ?"
+            " ORDER BY first_item LIMIT ?",
+            (job_id, after_item, BatchState.FAILED, limit),
         ).all()
     )
 
 
 def failed_spans(conn: Connection, job_id: str) -> list[tuple[int, int]]:
-    """Return ``first_item, size`` of each failed batch of the job, in index order."""
-    rows = conn.exec_driver_sql(
-        "SELECT first_item, size FROM batch WHERE job_id = ? AND state = ? AND idx >= 0"
-        " ORDER BY idx",
+    """Return ``first_item, size`` of what failed in the job, in item order: its own failed
+    batches, and the failed parts of the batches isolation split."""
+    own = conn.exec_driver_sql(
+        "SELECT first_item, size FROM batch WHERE job_id = ? AND state = ? AND idx >= 0",
         (job_id, BatchState.FAILED),
     ).all()
-    return [(int(first), int(size)) for first, size in rows]
+    parts = conn.exec_driver_sql(
+        "SELECT first_item, size FROM batch INDEXED BY ix_batch_parts"
+        " WHERE job_id = ? AND root_id IS NOT NULL AND state = ?",
+        (job_id, BatchState.FAILED),
+    ).all()
+    return sorted((int(first), int(size)) for first, size in [*own, *parts])
 
 
 def one(conn: Connection, job_id: str, index: int) -> tuple[Any, ...] | None:
