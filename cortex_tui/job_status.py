@@ -19,6 +19,9 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
+#: The states a worker ends in (the rest of ``worker_stats`` are live).
+ENDED_WORKER_STATES = frozenset({"succeeded", "failed"})
+
 
 @dataclass(frozen=True)
 class JobStatus:

@@ -424,6 +424,8 @@ def test_up_starts_the_embedded_server_with_settings(tmp_path: Path) -> None:
         (("retry", "api", "latest", "--wait"), "retry"),
         (("aws", "setup"), "aws setup"),
         (("aws", "teardown", "--force"), "aws teardown"),
+        (("prune", "--yes"), "prune"),
+        (("down", "--stop-jobs"), "down --stop-jobs"),
     ],
 )
 def test_readonly_refuses_every_change_in_one_line_before_any_request(

@@ -300,3 +300,14 @@ def test_only_loopback_http_urls_get_an_embedded_server(monkeypatch: pytest.Monk
     monkeypatch.setenv("CORTEX_TUI_SERVER", "http://10.0.0.5:7311/")
     assert resolve_url(None) == "http://10.0.0.5:7311"
     assert resolve_url("http://127.0.0.1:9000") == "http://127.0.0.1:9000"
+
+
+def test_watch_cuts_lines_to_the_terminal_by_visible_width() -> None:
+    from cortex_tui.cli.watch import fit
+
+    colored_line = "\x1b[31m" + "x" * 100 + "\x1b[0m"
+    short_colored = "\x1b[32mok\x1b[0m"
+
+    lines = fit(f"{colored_line}\n{short_colored}\n{'y' * 80}", 80).splitlines()
+
+    assert lines == ["x" * 79 + "…", short_colored, "y" * 80]

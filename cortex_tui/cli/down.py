@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -14,12 +15,11 @@ from cortex_tui.embedded import (
     stop_embedded,
     token_source,
 )
-from cortex_tui.errors import CortexTuiError
+from cortex_tui.errors import ApiError, CortexTuiError
+from cortex_tui.job_status import ENDED_WORKER_STATES, TERMINAL_STATUSES
 
 #: How long ``--stop-jobs`` waits for the stopped jobs' workers to finish their batch and exit.
 STOP_JOBS_WAIT_S = 60.0
-_IN_PROGRESS = ("status_enqueuing", "status_running")
-_ENDED = ("succeeded", "failed")
 
 
 def add_parser(
@@ -49,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     """Stop the orchestrator recorded in the home's ``server.json``."""
     home = home_dir()
     running = _running_jobs(home)
-    if running and args.stop_jobs:
-        _stop_jobs(home, running)
+    still_live = _stop_jobs(home, running) if running and args.stop_jobs else []
     record = stop_embedded(home)
     if record is None:
         print(f"no orchestrator is running for {display_path(home)}")
@@ -59,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_jobs:
         if running:
             print(f"stopped {_count(running)} first: {_names(running)}")
+        if still_live:
+            print(
+                f"the workers of {_names(still_live)} had not exited after"
+                f" {STOP_JOBS_WAIT_S:.0f}s: they finish their batch and exit on their own"
+            )
     elif running:
         print(
             f"{_count(running)} still running ({_names(running)}): their workers wait for the"
@@ -90,20 +94,22 @@ def _running_jobs(home: Path) -> list[tuple[str, str]]:
                 for api in client.list_apis()["apis"]
                 if api["running_jobs"]
                 for job in client.list_jobs(api["name"])["jobs"]
-                if job["status"] in _IN_PROGRESS
+                if job["status"] not in TERMINAL_STATUSES
             ]
     except CortexTuiError:
         return []
 
 
-def _stop_jobs(home: Path, jobs: list[tuple[str, str]]) -> None:
-    """Stop each job, then wait (up to ``STOP_JOBS_WAIT_S``) until none has a live worker."""
+def _stop_jobs(home: Path, jobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Stop each job (one that ended meanwhile is left as it is), then wait (up to
+    ``STOP_JOBS_WAIT_S``) until none has a live worker; return those that still have one."""
     client = _client(home)
     if client is None:
-        return
+        return []
     with client:
         for api, job_id in jobs:
-            client.stop_job(api, job_id)
+            with contextlib.suppress(ApiError):  # 409: it ended before it could be stopped
+                client.stop_job(api, job_id)
         deadline = time.monotonic() + STOP_JOBS_WAIT_S
         waiting = list(jobs)
         while waiting and time.monotonic() < deadline:
@@ -114,6 +120,7 @@ def _stop_jobs(home: Path, jobs: list[tuple[str, str]]) -> None:
             ]
             if waiting:
                 time.sleep(0.5)
+        return waiting
 
 
 def _live_workers(status: dict[str, object]) -> int:
@@ -121,7 +128,7 @@ def _live_workers(status: dict[str, object]) -> int:
     stats = status.get("worker_stats")
     if not isinstance(stats, dict):
         return 0
-    return sum(int(n) for state, n in stats.items() if state not in _ENDED)
+    return sum(int(n) for state, n in stats.items() if state not in ENDED_WORKER_STATES)
 
 
 def _count(jobs: list[tuple[str, str]]) -> str:

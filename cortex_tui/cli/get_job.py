@@ -15,6 +15,7 @@ from cortex_tui.cli.render import (
     status_color,
 )
 from cortex_tui.cli.timefmt import format_duration, format_seconds, job_duration, local_time
+from cortex_tui.job_status import ENDED_WORKER_STATES
 
 BATCH_HEADERS = ("in queue", "in flight", "succeeded", "failed", "total", "avg time per batch")
 WORKER_STATS = ("pending", "initializing", "running", "succeeded", "failed", "stalled")
@@ -114,7 +115,7 @@ def _some_workers(workers: list[dict[str, Any]], room: int) -> list[str]:
     """Return the workers table in at most ``room`` rows (live workers first), or nothing."""
     if not workers or room < 1:
         return []
-    ordered = sorted(workers, key=lambda w: w.get("state") in ("succeeded", "failed"))
+    ordered = sorted(workers, key=lambda w: w.get("state") in ENDED_WORKER_STATES)
     shown = ordered if len(ordered) <= room else ordered[: room - 1]
     table = ["", *_workers(shown).splitlines()]
     if len(shown) < len(ordered):

@@ -129,6 +129,8 @@ def _changes(args: argparse.Namespace) -> str | None:
         return str(args.command)
     if args.command == "aws" and args.aws_command in ("setup", "teardown"):
         return f"aws {args.aws_command}"
+    if args.command == "down" and args.stop_jobs:
+        return "down --stop-jobs"
     return None
 
 

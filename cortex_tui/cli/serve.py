@@ -9,6 +9,7 @@ import sys
 from cortex_tui.embedded import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DOWN_MARKER,
     display_path,
     home_dir,
     orchestrator_command,
@@ -78,4 +79,5 @@ def run(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     sys.stderr.flush()
+    (home / DOWN_MARKER).unlink(missing_ok=True)  # started on purpose: no longer "down"
     os.execve(command[0], command, orchestrator_env())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import time
@@ -14,18 +15,17 @@ WATCH_INTERVAL_S = 2.0
 #: The lines above the view on a terminal: the header, then a blank line.
 WATCH_HEADER_LINES = 2
 _CLEAR = "\x1b[H\x1b[2J"
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _fit(text: str) -> str:
-    """Cut each line of ``text`` to the terminal's width, so that none wraps.
-
-    Lines with escape codes (colors) are left whole: they are the short status lines.
-    """
-    width = shutil.get_terminal_size().columns
-    return "\n".join(
-        line if len(line) <= width or "\x1b" in line else line[: width - 1] + "…"
-        for line in text.splitlines()
-    )
+def fit(text: str, width: int) -> str:
+    """Cut each line of ``text`` to ``width`` visible characters, so that none wraps (a line
+    cut short loses its colors)."""
+    lines = []
+    for line in text.splitlines():
+        plain = _ESCAPES.sub("", line)
+        lines.append(line if len(plain) <= width else plain[: width - 1] + "…")
+    return "\n".join(lines)
 
 
 def show(
@@ -50,11 +50,16 @@ def show(
             if tty:
                 clock = datetime.now().strftime("%H:%M:%S")
                 header = f"{clock}  every {WATCH_INTERVAL_S:.0f}s: {title}   (Ctrl-C to stop)"
-                sys.stdout.write(f"{_CLEAR}{_fit(header)}\n\n{_fit(text)}\n")
+                width = shutil.get_terminal_size().columns
+                # No newline after the last line: on a full screen it would scroll the
+                # header away.
+                sys.stdout.write(f"{_CLEAR}{fit(header, width)}\n\n{fit(text, width)}")
             else:
                 sys.stdout.write(f"{text}\n\n")
             sys.stdout.flush()
             if (status := ended()) is not None:
+                if tty:
+                    print()  # end the view's last line: what follows goes below it
                 return status
             time.sleep(WATCH_INTERVAL_S)
             try:
@@ -62,4 +67,6 @@ def show(
             except CortexTuiError as e:
                 text = f"error: {e}"
     except KeyboardInterrupt:
+        if tty:
+            print()
         return 0
