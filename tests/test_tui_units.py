@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,28 @@ def test_the_traceback_view_names_the_items_of_its_batch() -> None:
     assert batch_items(1, 1) == "item 1"
     assert batch_items(8, 4) == "items 8 to 11 (4 items)"
     assert batch_items(None, 4) == "items unknown"
+
+
+def test_two_saves_at_once_never_share_a_file(tmp_path: Path) -> None:
+    from cortex_tui.tui.saved_file import free_path, write_lines
+
+    first, second = free_path(tmp_path, "r.jsonl"), free_path(tmp_path, "r.jsonl")
+    write_lines(second, ["b"])
+    write_lines(first, ["a", "a"])
+
+    assert (first.name, second.name) == ("r.jsonl", "r-1.jsonl")
+    assert (first.read_text(), second.read_text()) == ("a\na\n", "b\n")
+
+
+def test_a_save_that_fails_leaves_no_file(tmp_path: Path) -> None:
+    from cortex_tui.tui.saved_file import free_path, write_lines
+
+    def broken() -> Iterator[str]:
+        yield "a"
+        raise OSError("disk full")
+
+    path = free_path(tmp_path, "r.jsonl")
+    with pytest.raises(OSError):
+        write_lines(path, broken())
+
+    assert list(tmp_path.iterdir()) == []

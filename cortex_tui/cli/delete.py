@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cortex_tui.cli import footprint
+from cortex_tui import footprint
 from cortex_tui.cli.confirm import confirmed
 from cortex_tui.cli.connect import connect
 from cortex_tui.cli.output import add_output_option, print_json

@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 
-from cortex_tui.cli import footprint
+from cortex_tui import footprint
 from cortex_tui.cli.confirm import confirmed
 from cortex_tui.cli.connect import connect
 from cortex_tui.cli.output import add_output_option, print_json

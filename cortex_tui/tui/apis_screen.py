@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from cortex_tui.cli import footprint
+from cortex_tui import footprint
 from cortex_tui.cli.timefmt import last_update
 from cortex_tui.client import CortexClient, Json
 from cortex_tui.errors import CortexTuiError
