@@ -311,3 +311,13 @@ def test_watch_cuts_lines_to_the_terminal_by_visible_width() -> None:
     lines = fit(f"{colored_line}\n{short_colored}\n{'y' * 80}", 80).splitlines()
 
     assert lines == ["x" * 79 + "…", short_colored, "y" * 80]
+
+
+def test_a_job_that_isolates_failures_shows_its_items() -> None:
+    isolated = job(isolate_failures=True, item_metrics={"succeeded": 62, "failed": 2})
+
+    text = get_job.render({"job_status": isolated}, {"workers": []}, EPOCH0, False, suggest)
+    plain = get_job.render({"job_status": job()}, {"workers": []}, EPOCH0, False, suggest)
+
+    assert "\nitems: 62 succeeded, 2 failed (isolate_failures" in text
+    assert "items:" not in plain

@@ -153,7 +153,18 @@ def _batch_stats(job: dict[str, Any]) -> str:
         str(metrics.get("total", 0)),
         format_seconds(metrics.get("avg_time_per_batch")),
     ]
-    return format_table(BATCH_HEADERS, [row])
+    return format_table(BATCH_HEADERS, [row]) + items_line(job, "\n")
+
+
+def items_line(job: dict[str, Any], before: str = "") -> str:
+    """Return what a job that isolates failures saved, item by item (else '')."""
+    if not job.get("isolate_failures"):
+        return ""
+    items = job.get("item_metrics") or {}
+    return (
+        f"{before}items: {items.get('succeeded', 0)} succeeded, {items.get('failed', 0)}"
+        " failed (isolate_failures: a failed batch's items that can succeed do)"
+    )
 
 
 def _workers(workers: list[dict[str, Any]]) -> str:

@@ -208,6 +208,12 @@ class JobScreen(PolledScreen):
             str(metrics.get("total", 0)),
             format_seconds(metrics.get("avg_time_per_batch")),
         )
+        if job.get("isolate_failures"):
+            items = job.get("item_metrics") or {}
+            batches.caption = (
+                f"items: {items.get('succeeded', 0)} succeeded, {items.get('failed', 0)} failed"
+                " (failing items isolated)"
+            )
         self.query_one("#batches", Static).update(batches)
         stats = job.get("worker_stats") or {}
         workers = Table(title="worker stats", title_justify="left", expand=True)
