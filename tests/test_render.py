@@ -320,4 +320,4 @@ def test_a_job_that_isolates_failures_shows_its_items() -> None:
     plain = get_job.render({"job_status": job()}, {"workers": []}, EPOCH0, False, suggest)
 
     assert "\nitems: 62 succeeded, 2 failed (isolate_failures" in text
-    assert "items:" not in plain
+    assert "\nitems:" not in plain
