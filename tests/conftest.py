@@ -362,6 +362,7 @@ EVERY_BACKEND = ("test_lifecycle",)
 ON_AWS = (
     "test_succeeded_with_exact_counts_times_and_worker_stats",
     "test_completed_with_failures_keeps_a_failed_batch_ledger",
+    "test_a_poison_item_is_isolated_and_a_retry_of_it_completes_the_job",
     "test_a_batch_failing_every_attempt_is_tried_retries_plus_one_times",
     "test_enqueue_failed_on_an_invalid_json_line_names_file_and_line",
     "test_delimited_files_batches_cross_file_boundaries_in_order",

@@ -114,6 +114,32 @@ def test_completed_with_failures_keeps_a_failed_batch_ledger(
     assert [r["result"]["item"] for r in results] == [0, 1, 2, 3, 6, 7, 8, 9]
 
 
+def test_a_poison_item_is_isolated_and_a_retry_of_it_completes_the_job(
+    server: Server, testbench: str
+) -> None:
+    # One batch of 8 with item 5 poisoned: isolation saves the other 7, and a retry (with
+    # the poison lifted) re-runs item 5 alone; merged, the parent has every item.
+    body = items_job(list(range(8)), batch_size=8, workers=1, config={"fail_items": [5]})
+    parent = server.submit(testbench, {**body, "isolate_failures": True})["job_id"]
+
+    status = server.wait(testbench, parent)
+
+    assert status["status"] == "status_completed_with_failures", status
+    assert status["batch_metrics"]["failed"] == 1 and status["batch_metrics"]["total"] == 1
+    assert status["item_metrics"] == {"succeeded": 7, "failed": 1}
+    [poison] = server.failed(testbench, parent)
+    assert (poison["payload"], poison["isolation"]) == ([5], "isolated")
+    assert [r["item_index"] for r in server.results(testbench, parent)] == [0, 1, 2, 3, 4, 6, 7]
+
+    path = f"/_cortex/apis/{testbench}/jobs/{parent}/retry"
+    child = server.http.post(path, json={"config": {"fail_items": []}}).json()["job_id"]
+    assert server.wait(testbench, child)["status"] == "status_succeeded"
+    merged = server.http.get(
+        f"/_cortex/apis/{testbench}/jobs/{parent}/results", params={"merge_retries": "true"}
+    ).text.splitlines()
+    assert [json.loads(line)["item_index"] for line in merged] == list(range(8))
+
+
 def test_retries_let_a_batch_that_fails_once_succeed(
     server: Server, testbench: str, tmp_path: Path
 ) -> None:
