@@ -125,11 +125,22 @@ class CortexClient:
             "DELETE", f"/_cortex/apis/{_seg(name)}", params=params, timeout=SLOW_TIMEOUT
         )
 
-    def prune(self, older_than_s: float | None = None, dry_run: bool = False) -> Json:
-        """Reclaim disk (or, with ``dry_run``, say what would go); return the report."""
+    def prune(
+        self,
+        older_than_s: float | None = None,
+        dry_run: bool = False,
+        ended_before: float | None = None,
+    ) -> Json:
+        """Reclaim disk (or, with ``dry_run``, say what would go); return the report.
+
+        ``ended_before`` (a dry run's, from its report) bounds the jobs removed to those
+        that had ended when the dry run looked.
+        """
         params: dict[str, str] = {"dry_run": "true" if dry_run else "false"}
         if older_than_s is not None:
             params["older_than_s"] = str(older_than_s)
+        if ended_before is not None:
+            params["ended_before"] = repr(ended_before)
         return self._json("POST", "/_cortex/prune", params=params, timeout=SLOW_TIMEOUT)
 
     # --- the reference's per-API endpoints ------------------------------------------

@@ -66,8 +66,13 @@ def prune_report(report: Json) -> list[str]:
     if report["dry_run"]:
         lines.append(f"database: {size(db['bytes_before'])} now; compacting frees about"
                      f" {size(db['reclaimed_bytes'])}")  # fmt: skip
-    else:
+    elif db.get("compacted", True):
         lines.append(f"database: {size(db['bytes_before'])} -> {size(db['bytes_after'])}")
+    else:
+        lines.append(
+            f"database: not compacted: {db.get('error')}; what is listed above was removed"
+            " all the same (free some disk, then prune again to compact)"
+        )
     verb = "would reclaim about" if report["dry_run"] else "reclaimed"
     lines.append(f"{verb} {size(report['reclaimed_bytes'])} in all")
     return lines

@@ -9,15 +9,31 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import conftest
 import pytest
 from conftest import Server, items_job, make_project
 
+from cortex_tui import footprint
 from cortex_tui.cli.main import main
+from orchestrator.auth import Credentials
+from orchestrator.context import Context
+from orchestrator.delivery import handlers
+from orchestrator.errors import NotFound
+from orchestrator.jobs import control, prune
+from orchestrator.settings import Settings
+from orchestrator.status import JobStatus
+from orchestrator.store import api_queries, job_queries, prune_queries, worker_queries
+from orchestrator.store.engine import Store
+from orchestrator.store.models import Api
 
 ECHO = """
 class PythonPredictor:
@@ -188,6 +204,54 @@ def test_prune_dry_run_changes_nothing_then_prune_reclaims_all_but_what_runs(
     server.wait_workers_gone("echo", running)
 
 
+def test_purging_an_api_with_a_running_job_leaves_it_until_its_workers_exit(
+    server: Server, echo: Path, cli: Cli
+) -> None:
+    running = running_job(server)
+
+    purged = cli("delete", "echo", "--purge", "--yes")
+
+    assert purged.code == 0, purged.err
+    assert purged.out.splitlines()[-1] == (
+        "deleted echo and purged 0 of its 1 job; 1 still stopping: `cortex-tui prune` takes"
+        " it once its workers exit"
+    )
+    stopped = server.wait_workers_gone("echo", running)
+    assert (stopped["status"], stopped["message"]) == ("status_stopped", "api echo was deleted")
+    assert cli("prune", "--yes").out.startswith("removed:\n  jobs: 1 job that ended (echo 1)")
+    assert not (server.home / "logs" / running).exists()
+    assert cli("delete", "echo", "--yes").err.startswith('error: api "echo" is not deployed')
+
+
+class _AnswerYesAfter(_Terminal):
+    """A terminal whose user does ``meanwhile`` before answering yes."""
+
+    def __init__(self, meanwhile: Callable[[], object]) -> None:
+        super().__init__("")
+        self.meanwhile = meanwhile
+
+    def readline(self, *_: object) -> str:
+        self.meanwhile()
+        return "y\n"
+
+
+def test_prune_removes_no_job_that_ended_after_what_it_showed(
+    server: Server, echo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = finished_job(server, ["a"])
+    late: list[str] = []
+    monkeypatch.setattr(
+        "sys.stdin", _AnswerYesAfter(lambda: late.append(finished_job(server, ["b"])))
+    )
+
+    pruned = cli("prune")
+
+    assert pruned.code == 0, pruned.err
+    assert "removed:\n  jobs: 1 job that ended (echo 1)" in pruned.out
+    assert server.http.get(f"/echo/{shown}").status_code == 404
+    assert server.status("echo", late[0])["status"] == "status_succeeded"
+
+
 def test_prune_refuses_without_a_terminal_and_a_bad_duration(server: Server, cli: Cli) -> None:
     refused = cli("prune")
     assert refused.code == 1
@@ -298,3 +362,171 @@ def test_only_this_homes_api_images_that_nothing_runs_from_are_removed(tmp_path:
                 client.images.remove(tag, force=True)
         backend.close()
         client.close()
+
+
+# --- races with prune and delete, decided in-process on a real store -------------------
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[Context]:
+    """A context on a fresh store with ``echo`` deployed as version ``v1`` (no backend)."""
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    store = Store(settings.db_path)
+    context = Context(settings=settings, store=store, credentials=Credentials(settings.home))
+    save_api(context, V1)
+    yield context
+    store.close()
+
+
+V1, V2 = "1" * 16, "2" * 16
+
+
+def save_api(ctx: Context, api_id: str) -> Path:
+    """Deploy ``echo`` as ``api_id`` (its snapshot folder made, its row saved); return it."""
+    folder = ctx.settings.apis_dir / "echo" / api_id
+    folder.mkdir(parents=True, exist_ok=True)
+    with ctx.store.session() as session:
+        api = api_queries.get(session, "echo") or Api(
+            name="echo", api_id=api_id, spec={}, project_dir="", source_dir="",
+            backend="process", created_time=0.0, updated_time=0.0,
+        )  # fmt: skip
+        api.api_id, api.project_dir = api_id, str(folder)
+        api_queries.save(session, api)
+    return folder
+
+
+def add_job(ctx: Context, job_id: str, status: JobStatus, end: float | None, **fields: Any) -> None:
+    fields = {"api_name": "echo", "status": status.value, "end_time": end, **fields}
+    with ctx.store.session() as session:
+        job_queries.add(session, conftest.running_job(job_id, **fields), {})
+
+
+def job_ids(ctx: Context) -> set[str]:
+    with ctx.store.read() as conn:
+        return set(job_queries.ids_of_api(conn, "echo"))
+
+
+class _AnnouncingLock:
+    """A lock that says when someone first waits for it (to act while they wait)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waited = threading.Event()
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            self.waited.set()
+            self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def test_prune_keeps_the_snapshot_of_a_deploy_that_finished_while_it_looked(
+    ctx: Context,
+) -> None:
+    v1 = ctx.settings.apis_dir / "echo" / V1
+    v2 = ctx.settings.apis_dir / "echo" / V2
+    v2.mkdir()
+    ctx.deploying.add(v2)  # a deploy of v2 is copying it
+    lock = _AnnouncingLock()
+    ctx.snapshot_lock = lock  # type: ignore[assignment]
+    with lock:
+        pruning = threading.Thread(target=prune.prune, args=(ctx, None, False))
+        pruning.start()
+        assert lock.waited.wait(10)
+        save_api(ctx, V2)  # ... and finishes: echo now runs v2
+        ctx.deploying.discard(v2)
+    pruning.join(30)
+
+    assert v2.is_dir()
+    assert not v1.exists()
+
+
+def test_a_retry_and_its_parent_are_removed_together(ctx: Context) -> None:
+    add_job(ctx, "parent", JobStatus.COMPLETED_WITH_FAILURES, end=100.0)
+    add_job(ctx, "retry", JobStatus.ENQUEUING, end=None, parent_job_id="parent")
+    add_job(ctx, "other", JobStatus.SUCCEEDED, end=100.0)
+
+    with ctx.store.read() as conn:
+        # the retry still reads its parent's failed batches: the parent stays
+        assert prune_queries.removable_jobs(conn, None) == [("other", "echo")]
+    with ctx.store.write() as conn:
+        conn.exec_driver_sql(
+            "UPDATE job SET status = 'status_succeeded', end_time = 200 WHERE job_id = 'retry'"
+        )
+    with ctx.store.read() as conn:
+        # merged results read both: a parent goes only with its retries
+        assert prune_queries.removable_jobs(conn, 150.0) == [("other", "echo")]
+
+    report = prune.prune(ctx, None, dry_run=False)
+
+    assert report["jobs"]["count"] == 3
+    assert job_ids(ctx) == set()
+
+
+def test_a_submission_to_an_api_deleted_or_redeployed_meanwhile_is_refused(ctx: Context) -> None:
+    from orchestrator.jobs.sources import parse_source
+
+    api = control.get_api(ctx, "echo")
+    source = parse_source({"item_list": {"items": [1], "batch_size": 1}})
+    options = {"workers": 1, "config": {}, "timeout": None, "retries": 0, "backend": "process",
+               "isolate_failures": False, "max_restarts": 1}  # fmt: skip
+    save_api(ctx, V2)
+    with pytest.raises(NotFound, match='api "echo" was deployed again'):
+        control.create_job(ctx, api, options, source)
+    with ctx.store.write() as conn:
+        api_queries.mark_deleted(conn, "echo", 1.0)
+    with pytest.raises(NotFound, match='api "echo" was deleted at'):
+        control.create_job(ctx, api, options, source)
+    assert job_ids(ctx) == set()
+
+
+def test_a_workers_call_for_a_job_that_is_gone_tells_it_to_exit(ctx: Context) -> None:
+    add_job(ctx, "gone", JobStatus.STOPPED, end=1.0)
+    with ctx.store.session() as session:
+        worker = worker_queries.add(session, "gone", 0, 0.0)
+    with ctx.store.write() as conn:
+        prune_queries.delete_jobs(conn, ["gone"])  # as a purge of old did, workers running
+
+    answer = handlers.next_task(ctx, worker, {"want": 1})
+
+    assert answer == {"task": "exit", "reason": "the job no longer exists"}
+    assert handlers.next_task(ctx, "no-such-worker", {}) == answer
+
+
+def test_a_failed_compaction_is_reported_and_the_jobs_stay_removed(ctx: Context) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    def full_disk(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement == "VACUUM":  # what SQLite answers when the copy does not fit
+            raise OperationalError(
+                statement, None, sqlite3.OperationalError("database or disk is full")
+            )
+
+    add_job(ctx, "old", JobStatus.SUCCEEDED, end=1.0)
+    event.listen(ctx.store.engine, "before_cursor_execute", full_disk)
+
+    report = prune.prune(ctx, None, dry_run=False)
+
+    assert report["jobs"]["count"] == 1 and job_ids(ctx) == set()
+    assert report["database"]["compacted"] is False
+    assert report["database"]["error"] == "database or disk is full"
+    said = footprint.prune_report(report)
+    assert said[0].startswith("jobs: 1 job that ended (echo 1)")
+    assert said[-2].startswith("database: not compacted: database or disk is full; what is")
+
+
+def test_a_fresh_log_folder_of_no_known_job_is_left_for_later(ctx: Context) -> None:
+    fresh, old = (ctx.settings.logs_dir / (c * 16) for c in "ab")
+    for folder in (fresh, old):
+        folder.mkdir(parents=True)
+        (folder / "orchestrator.log").write_text("job submitted\n")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+
+    report = prune.prune(ctx, None, dry_run=False)
+
+    assert report["orphan_log_bytes"] == len("job submitted\n")
+    assert fresh.is_dir() and not old.exists()

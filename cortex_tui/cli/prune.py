@@ -61,9 +61,12 @@ def run(args: argparse.Namespace) -> int:
     older = None if args.older_than is None else parse_duration(args.older_than)
     as_json = args.output == "json"
     said = sys.stderr if as_json and not args.dry_run else sys.stdout
+    ended_before = None
     with connect(args) as client:
         if not args.yes or args.dry_run:
             preview = client.prune(older, dry_run=True)
+            # The prune removes no job that ended after the preview looked.
+            ended_before = preview.get("ended_before")
             if as_json and args.dry_run:
                 print_json(preview)
                 return 0
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             )
             if not confirmed("remove them?", command):
                 return 1
-        report = client.prune(older, dry_run=False)
+        report = client.prune(older, dry_run=False, ended_before=ended_before)
     if as_json:
         print_json(report)
         return 0

@@ -99,13 +99,17 @@ def next_task(ctx: Context, worker_id: str, body: Json) -> Json:
     Tasks: ``batches`` (up to ``want`` of them, fewer near the end of the queue so
     that the last batches spread over every worker); ``wait`` while other workers
     still hold the last batches; ``on_job_complete`` for exactly one worker once
-    every batch has finished; ``exit`` when there is nothing more for this worker.
+    every batch has finished; ``exit`` when there is nothing more for this worker, or
+    when its job (or its record) no longer exists: purged while the worker stopped.
     """
     request = parse_next(ctx, worker_id, body)
     now = ctx.clock()
     with ctx.store.write() as conn:
-        job_id = _worker_job(conn, worker_id)
-        status, retries = job_queries.status_and_retries(conn, job_id)
+        job_id = worker_queries.job_of(conn, worker_id)
+        job = None if job_id is None else job_queries.status_and_retries(conn, job_id)
+        if job_id is None or job is None:  # purged while the worker was stopping
+            return {"task": Task.EXIT, "reason": "the job no longer exists"}
+        status, retries = job
         worker_queries.touch(conn, worker_id, now)
         _record(conn, job_id, worker_id, request, retries, now, ctx.telemetry.observe_ack)
         if status != JobStatus.RUNNING:
@@ -147,6 +151,8 @@ def report_hook(ctx: Context, worker_id: str, body: Json) -> Json:
     error = body.get("error")
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
+        if job_queries.status_of(conn, job_id) is None:
+            return {"ok": True}  # the job was purged: nothing is left to finish
         job_queries.finish_hook(conn, job_id, worker_id, None if error is None else str(error))
         settle(ctx, conn, job_id)
     return {"ok": True}
@@ -212,7 +218,10 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        _, retries = job_queries.status_and_retries(conn, job_id)
+        job = job_queries.status_and_retries(conn, job_id)
+        if job is None:
+            return  # the job was purged: nothing is left to record to
+        _, retries = job
         messages = queue.messages_of(conn, event.batch_ids())
         if any(attempt > m.attempt for b, attempt in event.attempts() if (m := messages.get(b))):
             raise NotYet(f"an event of worker {short_name(worker_id)} names a newer attempt")
@@ -262,7 +271,8 @@ def record_remote_hook(ctx: Context, worker_id: str, body: Json) -> Json:
     """Record how a queue-transport worker's ``on_job_complete`` went (it took the message)."""
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
-        if read_counts(conn, job_id).hook_state is HookState.NONE:
+        gone = job_queries.status_of(conn, job_id) is None  # purged: report_hook says ok
+        if not gone and read_counts(conn, job_id).hook_state is HookState.NONE:
             job_queries.claim_hook(conn, job_id, worker_id)
     return report_hook(ctx, worker_id, body)
 

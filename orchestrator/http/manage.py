@@ -98,10 +98,21 @@ def prune_home(
     ctx: Ctx,
     older_than_s: Annotated[float | None, Query(ge=0, le=1e10)] = None,
     dry_run: bool = False,
+    ended_before: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1e11,
+            description="Only jobs that ended before this epoch time (seconds): pass a dry"
+            " run's `ended_before` to remove no job its preview did not show",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Reclaim disk: ended jobs (that ended ``older_than_s`` ago or more) with their
-    results and logs, snapshots and images nothing uses, the database's free space."""
-    return prune.prune(ctx, older_than_s, dry_run)
+    """Reclaim disk: ended jobs (that ended ``older_than_s`` ago or more, and before
+    ``ended_before``) with their results and logs, snapshots and images nothing uses, the
+    database's free space. The answer's ``ended_before`` is the bound it used; a database
+    that could not be compacted says why (``database.compacted``, ``database.error``)."""
+    return prune.prune(ctx, older_than_s, dry_run, ended_before)
 
 
 @router.get(

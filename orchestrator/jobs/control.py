@@ -153,8 +153,7 @@ def create_job(
         created_time=now,
         start_time=now,  # enqueuing is the job's first stage, so it starts at once
     )
-    with ctx.store.session() as session:
-        job_queries.add(session, job, source.to_spec())
+    _insert(ctx, job, source.to_spec())
     ctx.log_event(job.job_id, f"job submitted: {json.dumps(job.source)}")
     start_enqueue(ctx, job.job_id)
     expected = job.source.get("batches")
@@ -162,6 +161,32 @@ def create_job(
         items = job.source.get("items")
         expected = math.ceil(items / job.batch_size) if isinstance(items, int) else 0
     return {**submission_view(ctx, job), "batches_per_worker": _per_worker(expected, job.workers)}
+
+
+def _insert(ctx: Context, job: Job, source_spec: dict[str, Any]) -> None:
+    """Store a new job, checking in the same write that its API is still deployed as the
+    version the submission was checked against (and that a retry's parent still exists).
+
+    A delete, a deploy or a prune since those checks would otherwise leave a running job
+    on an API that is gone, or on a snapshot prune no longer keeps.
+
+    Raises:
+        NotFound: The API was deleted or deployed again meanwhile, or the parent removed.
+    """
+    with ctx.store.session() as session:
+        version = api_queries.deployed_version(session, job.api_name)
+        if version != job.api_id:
+            get_api(ctx, job.api_name)  # deleted (or purged) meanwhile: it says so
+            raise NotFound(
+                f'api "{job.api_name}" was deployed again (as {version}) while the job was'
+                " submitted: submit it again"
+            )
+        if job.parent_job_id is not None and job_queries.get(session, job.parent_job_id) is None:
+            raise NotFound(
+                f"job {job.parent_job_id} was removed while its retry was submitted"
+                " (prune, or delete --purge): there is nothing left to retry"
+            )
+        job_queries.add(session, job, source_spec)
 
 
 def start_enqueue(ctx: Context, job_id: str) -> threading.Thread:

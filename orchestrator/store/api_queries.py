@@ -28,6 +28,14 @@ def save(session: Session, api: Api) -> None:
     session.commit()
 
 
+def deployed_version(session: Session, name: str) -> str | None:
+    """Return the ``api_id`` the API is deployed as, or None if it is not (or deleted)."""
+    api = session.exec(
+        select(Api.api_id).where(Api.name == name, Api.deleted_time.is_(None))  # type: ignore[union-attr]
+    ).first()
+    return None if api is None else str(api)
+
+
 def mark_deleted(conn: Connection, name: str, now: float) -> None:
     """Mark the API deleted: it takes no new job, and its jobs stay readable."""
     conn.exec_driver_sql("UPDATE api SET deleted_time = ? WHERE name = ?", (now, name))

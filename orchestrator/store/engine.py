@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 from orchestrator.store import models  # noqa: F401  (registers the tables)
@@ -90,16 +91,26 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
-    def compact(self) -> None:
+    def compact(self) -> str | None:
         """Give the database's free pages back to the file system: ``VACUUM``, then a
         checkpoint that empties the write-ahead log (``wal_checkpoint(TRUNCATE)``).
 
-        VACUUM rewrites the whole file, so it holds the write lock; readers go on.
+        VACUUM rewrites the whole file, so it holds the write lock; readers go on. It needs
+        room for a copy of the database: on a nearly full disk it fails, and the database
+        stays as it was (SQLite rolls the VACUUM back).
+
+        Returns:
+            None, or why compacting failed (SQLite's message, e.g. ``database or disk is
+            full``).
         """
-        with self._lock, self.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("VACUUM")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            with self._lock, self.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("VACUUM")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except DBAPIError as e:
+            return str(e.orig)
+        return None
 
     def close(self) -> None:
         """Dispose of the engine's connections."""

@@ -43,12 +43,12 @@ def status_of(conn: Connection, job_id: str) -> str | None:
     return None if status is None else str(status)
 
 
-def status_and_retries(conn: Connection, job_id: str) -> tuple[str, int]:
-    """Return the job's status and its retries per batch."""
-    status, retries = conn.exec_driver_sql(
+def status_and_retries(conn: Connection, job_id: str) -> tuple[str, int] | None:
+    """Return the job's status and its retries per batch, or None if there is no such job."""
+    row = conn.exec_driver_sql(
         "SELECT status, retries FROM job WHERE job_id = ?", (job_id,)
-    ).one()
-    return str(status), int(retries)
+    ).first()
+    return None if row is None else (str(row[0]), int(row[1]))
 
 
 def write_status(
@@ -231,21 +231,3 @@ def in_progress(session: Session) -> list[Job]:
 def backends_in_use(session: Session) -> set[str]:
     """Return the backends of the jobs enqueuing or running."""
     return set(session.exec(select(Job.backend).where(Job.status.in_(IN_PROGRESS))).all())  # type: ignore[attr-defined]
-
-
-def delete_api_records(conn: Connection, api_name: str) -> None:
-    """Delete an API with its jobs, their batches, and their ended workers' records.
-
-    Live workers keep their rows until the supervisor has reaped them.
-    """
-    conn.exec_driver_sql(
-        "DELETE FROM worker WHERE state IN ('succeeded', 'failed') AND job_id IN"
-        " (SELECT job_id FROM job WHERE api_name = ?)",
-        (api_name,),
-    )
-    conn.exec_driver_sql(
-        "DELETE FROM batch WHERE job_id IN (SELECT job_id FROM job WHERE api_name = ?)",
-        (api_name,),
-    )
-    conn.exec_driver_sql("DELETE FROM job WHERE api_name = ?", (api_name,))
-    conn.exec_driver_sql("DELETE FROM api WHERE name = ?", (api_name,))

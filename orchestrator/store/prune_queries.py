@@ -1,7 +1,8 @@
 """Statements that measure what jobs hold and remove ended ones (deleting an API, prune).
 
-A job is removable only once it ended, none of its workers is live and its remote queues
-(aws) are closed: nothing can still write to it.
+A job is removable only once it ended, none of its workers is live, its remote queues
+(aws) are closed, and none of its retries is kept: nothing can still write to it or read
+it.
 """
 
 from __future__ import annotations
@@ -47,17 +48,48 @@ def api_usage(conn: Connection, api_name: str) -> tuple[int, int, int]:
     return int(jobs), int(active), int(data or 0)
 
 
-def removable_jobs(conn: Connection, ended_before: float | None) -> list[tuple[str, str]]:
-    """Return ``(job_id, api_name)`` of the ended jobs nothing writes to any more, oldest
-    first; with ``ended_before``, only those that ended before it."""
-    bound = "" if ended_before is None else " AND COALESCE(end_time, created_time) < ?"
+def removable_jobs(
+    conn: Connection,
+    ended_before: float | None,
+    api_name: str | None = None,
+    among: list[str] | None = None,
+) -> list[tuple[str, str]]:
+    """Return ``(job_id, api_name)`` of the ended jobs nothing writes to or reads from any
+    more, oldest first.
+
+    A job is kept while it is in progress, has a live worker or an open remote queue, or
+    (with ``ended_before``) ended at or after it; so is every ancestor (``parent_job_id``)
+    of a kept job: a retry still enqueuing reads its parent's failed batches, and merged
+    results read the parent. A parent and its retries are thus removed together.
+
+    Args:
+        conn: The caller's connection (a write transaction re-checks what it deletes).
+        ended_before: Only jobs (and descendants) that ended before this epoch time.
+        api_name: Only this API's jobs.
+        among: Only these jobs (at most a few hundred).
+    """
+    bound = "" if ended_before is None else " OR COALESCE(end_time, created_time) >= ?"
+    marks = ",".join("?" * len(among or []))
     rows = conn.exec_driver_sql(
-        f"SELECT job_id, api_name FROM job WHERE status NOT IN ({_IN_PROGRESS_MARKS}){bound}"
-        f" AND NOT EXISTS (SELECT 1 FROM worker w WHERE w.job_id = job.job_id"
+        "WITH RECURSIVE kept(job_id) AS ("
+        f" SELECT job_id FROM job WHERE status IN ({_IN_PROGRESS_MARKS}){bound}"
+        " OR EXISTS (SELECT 1 FROM worker w WHERE w.job_id = job.job_id"
         f" AND w.state IN ({_LIVE_MARKS}))"
-        " AND NOT EXISTS (SELECT 1 FROM remote_queues q WHERE q.job_id = job.job_id"
-        " AND q.closed = 0) ORDER BY seq",
-        (*IN_PROGRESS, *(() if ended_before is None else (ended_before,)), *LIVE),
+        " OR EXISTS (SELECT 1 FROM remote_queues q WHERE q.job_id = job.job_id"
+        " AND q.closed = 0)"
+        " UNION SELECT j.parent_job_id FROM job j JOIN kept k ON j.job_id = k.job_id"
+        " WHERE j.parent_job_id IS NOT NULL)"
+        " SELECT job_id, api_name FROM job WHERE job_id NOT IN (SELECT job_id FROM kept)"
+        + ("" if api_name is None else " AND api_name = ?")
+        + ("" if among is None else f" AND job_id IN ({marks})")
+        + " ORDER BY seq",
+        (
+            *IN_PROGRESS,
+            *(() if ended_before is None else (ended_before,)),
+            *LIVE,
+            *(() if api_name is None else (api_name,)),
+            *(among or ()),
+        ),
     ).all()
     return [(str(row[0]), str(row[1])) for row in rows]
 
@@ -112,8 +144,10 @@ def versions_in_use(conn: Connection) -> list[tuple[str, str, dict[str, Any]]]:
     return [(str(row[0]), str(row[1]), json.loads(row[2])) for row in rows]
 
 
-def free_pages(conn: Connection) -> int:
-    """Return the bytes of the database's free pages (what VACUUM gives back)."""
+def used_bytes(conn: Connection) -> int:
+    """Return the bytes of the database's pages in use (its size once compacted: free pages
+    go, and the write-ahead log is folded in and emptied)."""
     size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+    pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
     free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
-    return int(size or 0) * int(free or 0)
+    return int(size or 0) * (int(pages or 0) - int(free or 0))
