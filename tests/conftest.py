@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
@@ -13,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +469,37 @@ def server(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iter
     yield srv
     left = srv.cleanup()
     assert not left, f"workers left behind: {left}"
+
+
+@dataclass
+class Run:
+    """What a ``cortex-tui`` command run in-process did: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def server_cli(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    """Run ``cortex-tui --server <the test server> ARGS`` in-process; stdin is no terminal."""
+    from cortex_tui.cli.main import main
+
+    assert server.token is not None
+    monkeypatch.setenv("CORTEX_TUI_TOKEN", server.token)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    def run(*args: str) -> Run:
+        code = main(["--server", server.url, *args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture

@@ -10,25 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, SAMPLES, Server, free_port
+from conftest import ROOT, SAMPLES, Cli, Run, Server, free_port
 
 from cortex_tui.cli.main import main
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Run]
 
 
 @pytest.fixture

@@ -14,16 +14,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import conftest
 import pytest
-from conftest import Server, items_job, make_project
+from conftest import Cli, Server, items_job, make_project
 
 from cortex_tui import footprint
-from cortex_tui.cli.main import main
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
@@ -48,36 +46,11 @@ class PythonPredictor:
 """
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Run]
-
-
 class _Terminal(io.StringIO):
     """A stdin that is a terminal, with the user's answers already typed."""
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def cli(server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run ``cortex-tui --server <the test server> ARGS`` in-process; stdin is no terminal."""
-    assert server.token is not None
-    monkeypatch.setenv("CORTEX_TUI_TOKEN", server.token)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-
-    def run(*args: str) -> Run:
-        code = main(["--server", server.url, *args])
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
@@ -108,11 +81,11 @@ def database_bytes(home: Path) -> int:
 
 
 def test_delete_says_what_goes_and_refuses_without_a_terminal(
-    server: Server, echo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    server: Server, echo: Path, server_cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     finished_job(server, ["a", "b"])
 
-    refused = cli("delete", "echo")
+    refused = server_cli("delete", "echo")
 
     assert refused.code == 1
     assert refused.out.startswith("deleting echo:\n  Its 1 job (")
@@ -122,18 +95,18 @@ def test_delete_says_what_goes_and_refuses_without_a_terminal(
         " terminal; run `cortex-tui delete echo --yes` to go ahead without asking\n"
     )
     monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
-    said_no = cli("delete", "echo")
+    said_no = server_cli("delete", "echo")
     assert (said_no.code, said_no.err) == (1, "delete echo? [y/N] nothing was changed\n")
     assert [api["name"] for api in server.http.get("/_cortex/apis").json()["apis"]] == ["echo"]
 
 
 def test_a_deleted_apis_jobs_stay_readable_and_survive_a_redeploy(
-    server: Server, echo: Path, cli: Cli
+    server: Server, echo: Path, server_cli: Cli
 ) -> None:
     job = finished_job(server, ["a", "b"])
     running = running_job(server)
 
-    deleted = cli("delete", "echo", "--yes")
+    deleted = server_cli("delete", "echo", "--yes")
 
     assert deleted.code == 0, deleted.err
     assert "Its 1 job running will be stopped." in deleted.out
@@ -141,36 +114,38 @@ def test_a_deleted_apis_jobs_stay_readable_and_survive_a_redeploy(
     stopped = server.wait_workers_gone("echo", running)
     assert (stopped["status"], stopped["message"]) == ("status_stopped", "api echo was deleted")
     assert server.http.post("/echo", json=items_job([1])).status_code == 404
-    assert cli("get").out.startswith("no apis are deployed")
+    assert server_cli("get").out.startswith("no apis are deployed")
     for _ in ("before", "after a redeploy"):
-        results = cli("results", "echo", job).out.splitlines()
+        results = server_cli("results", "echo", job).out.splitlines()
         assert [json.loads(line)["result"] for line in results] == ["a", "b"]
-        assert "succeeded" in cli("get", "echo", job).out
-        assert "echo 1 items" in cli("logs", "echo", job).out
+        assert "succeeded" in server_cli("get", "echo", job).out
+        assert "echo 1 items" in server_cli("logs", "echo", job).out
         assert server.status("echo", job)["status"] == "status_succeeded"
         assert server.deploy(echo)["apis"][0]["result"] in ("created", "up_to_date")
     assert finished_job(server, ["c"]) != job
 
 
-def test_purge_removes_the_jobs_with_their_logs(server: Server, echo: Path, cli: Cli) -> None:
+def test_purge_removes_the_jobs_with_their_logs(
+    server: Server, echo: Path, server_cli: Cli
+) -> None:
     job = finished_job(server, ["a"])
-    assert cli("delete", "echo", "--yes").code == 0
-    twice = cli("delete", "echo", "--yes")
+    assert server_cli("delete", "echo", "--yes").code == 0
+    twice = server_cli("delete", "echo", "--yes")
     assert twice.err.startswith("error: echo was already deleted at ")
     assert twice.err.endswith("(remove them with: cortex-tui delete echo --purge)\n")
 
-    purged = cli("delete", "echo", "--purge", "--yes")
+    purged = server_cli("delete", "echo", "--purge", "--yes")
 
     assert purged.code == 0, purged.err
     assert purged.out.splitlines()[-1] == "deleted echo and purged its 1 job"
     assert server.http.get(f"/echo/{job}").status_code == 404
     assert not (server.home / "logs" / job).exists()
-    again = cli("delete", "echo", "--yes")
+    again = server_cli("delete", "echo", "--yes")
     assert again.err.startswith('error: api "echo" is not deployed')
 
 
 def test_prune_dry_run_changes_nothing_then_prune_reclaims_all_but_what_runs(
-    server: Server, echo: Path, cli: Cli
+    server: Server, echo: Path, server_cli: Cli
 ) -> None:
     old = finished_job(server, ["x" * 2000] * 300, batch_size=30)  # ~1.2 MB in the database
     first_version = next((server.home / "apis" / "echo").iterdir())
@@ -178,20 +153,20 @@ def test_prune_dry_run_changes_nothing_then_prune_reclaims_all_but_what_runs(
     assert server.deploy(echo)["apis"][0]["result"] == "updated"
     running = running_job(server)
 
-    dry = cli("prune", "--dry-run")
+    dry = server_cli("prune", "--dry-run")
 
     assert dry.code == 0, dry.err
     assert "  jobs: 1 job that ended (echo 1): 1.2 MB of items and results" in dry.out
     assert "  snapshots no API version in use needs: 1," in dry.out
     assert server.status("echo", old)["status"] == "status_succeeded"
     assert (server.home / "logs" / old).is_dir() and first_version.is_dir()
-    recent = cli("prune", "--older-than", "1h", "--yes")
+    recent = server_cli("prune", "--older-than", "1h", "--yes")
     assert recent.out.startswith("removed:\n  jobs: 0 jobs that ended: 0 B"), recent.err
     assert server.status("echo", old)["status"] == "status_succeeded"
     assert not first_version.exists()
     before = database_bytes(server.home)
 
-    pruned = cli("prune", "--yes")
+    pruned = server_cli("prune", "--yes")
 
     assert pruned.code == 0, pruned.err
     assert pruned.out.startswith("removed:\n  jobs: 1 job that ended (echo 1)")
@@ -205,11 +180,11 @@ def test_prune_dry_run_changes_nothing_then_prune_reclaims_all_but_what_runs(
 
 
 def test_purging_an_api_with_a_running_job_leaves_it_until_its_workers_exit(
-    server: Server, echo: Path, cli: Cli
+    server: Server, echo: Path, server_cli: Cli
 ) -> None:
     running = running_job(server)
 
-    purged = cli("delete", "echo", "--purge", "--yes")
+    purged = server_cli("delete", "echo", "--purge", "--yes")
 
     assert purged.code == 0, purged.err
     assert purged.out.splitlines()[-1] == (
@@ -218,9 +193,11 @@ def test_purging_an_api_with_a_running_job_leaves_it_until_its_workers_exit(
     )
     stopped = server.wait_workers_gone("echo", running)
     assert (stopped["status"], stopped["message"]) == ("status_stopped", "api echo was deleted")
-    assert cli("prune", "--yes").out.startswith("removed:\n  jobs: 1 job that ended (echo 1)")
+    assert server_cli("prune", "--yes").out.startswith(
+        "removed:\n  jobs: 1 job that ended (echo 1)"
+    )
     assert not (server.home / "logs" / running).exists()
-    assert cli("delete", "echo", "--yes").err.startswith('error: api "echo" is not deployed')
+    assert server_cli("delete", "echo", "--yes").err.startswith('error: api "echo" is not deployed')
 
 
 class _AnswerYesAfter(_Terminal):
@@ -236,7 +213,7 @@ class _AnswerYesAfter(_Terminal):
 
 
 def test_prune_removes_no_job_that_ended_after_what_it_showed(
-    server: Server, echo: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    server: Server, echo: Path, server_cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = finished_job(server, ["a"])
     late: list[str] = []
@@ -244,7 +221,7 @@ def test_prune_removes_no_job_that_ended_after_what_it_showed(
         "sys.stdin", _AnswerYesAfter(lambda: late.append(finished_job(server, ["b"])))
     )
 
-    pruned = cli("prune")
+    pruned = server_cli("prune")
 
     assert pruned.code == 0, pruned.err
     assert "removed:\n  jobs: 1 job that ended (echo 1)" in pruned.out
@@ -252,11 +229,13 @@ def test_prune_removes_no_job_that_ended_after_what_it_showed(
     assert server.status("echo", late[0])["status"] == "status_succeeded"
 
 
-def test_prune_refuses_without_a_terminal_and_a_bad_duration(server: Server, cli: Cli) -> None:
-    refused = cli("prune")
+def test_prune_refuses_without_a_terminal_and_a_bad_duration(
+    server: Server, server_cli: Cli
+) -> None:
+    refused = server_cli("prune")
     assert refused.code == 1
     assert refused.err.startswith("error: not done: `cortex-tui prune` asks for confirmation")
-    bad = cli("prune", "--older-than", "soon")
+    bad = server_cli("prune", "--older-than", "soon")
     assert bad.err == (
         "error: --older-than soon: give a number and a unit: s, m, h, d or w (e.g. 30d, 12h)\n"
     )

@@ -8,47 +8,17 @@ through the CLI. The testbench predictor fails the batches holding an item of it
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import Server, items_job
-
-from cortex_tui.cli.main import main
+from conftest import Cli, Server, items_job
 
 ITEMS = list(range(40))
 #: Items 5, 20 and 37 fail batches 2, 10 and 18 of 20 (two items a batch).
 POISON = [5, 20, 37]
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Run]
-
-
-@pytest.fixture
-def cli(server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run ``cortex-tui --server <the test server> ARGS`` in-process."""
-    assert server.token is not None
-    monkeypatch.setenv("CORTEX_TUI_TOKEN", server.token)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-
-    def run(*args: str) -> Run:
-        code = main(["--server", server.url, *args])
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 def failing_job(server: Server, api: str) -> str:
@@ -198,12 +168,12 @@ def test_a_database_from_before_retries_gains_the_column(tmp_path: Path) -> None
 
 
 def test_the_cli_retries_waits_and_merges_the_results(
-    server: Server, testbench: str, cli: Cli, tmp_path: Path
+    server: Server, testbench: str, server_cli: Cli, tmp_path: Path
 ) -> None:
     parent = failing_job(server, testbench)
     url = server.url
 
-    retried = cli("retry", testbench, parent[:8], "--config", "fail_items=[]", "--wait")
+    retried = server_cli("retry", testbench, parent[:8], "--config", "fail_items=[]", "--wait")
 
     assert retried.code == 0, retried.err
     first, outcome, results_hint = retried.out.splitlines()
@@ -214,22 +184,22 @@ def test_the_cli_retries_waits_and_merges_the_results(
     )
     assert outcome.startswith(f"job {child} succeeded: 3 of 3 batches")
     assert results_hint == f"results: cortex-tui --server {url} results {testbench} {child}"
-    detail = cli("get", testbench, child).out
+    detail = server_cli("get", testbench, child).out
     assert f"\nretry of: {parent}\n" in detail
     retry_hint = f"\nretry them: cortex-tui --server {url} retry {testbench} {parent}\n"
-    assert retry_hint in cli("get", testbench, parent).out
+    assert retry_hint in server_cli("get", testbench, parent).out
     assert (
         f"with the retried job's: cortex-tui --server {url} results {testbench} {parent}"
         " --merge-retries" in detail
     )
     out = tmp_path / "merged.jsonl"
-    saved = cli("results", testbench, parent, "--merge-retries", "-o", str(out))
+    saved = server_cli("results", testbench, parent, "--merge-retries", "-o", str(out))
     assert saved.err == f"wrote 40 results to {out}\n"
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["item_index"] for r in lines] == ITEMS
     assert [r["result"]["item"] for r in lines] == ITEMS
 
-    again = cli("retry", testbench, child)
+    again = server_cli("retry", testbench, child)
 
     assert again.code == 1
     assert again.err == f"error: job {child} has no failed batches: nothing to retry\n"
