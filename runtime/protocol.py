@@ -117,6 +117,7 @@ class EventKind(StrEnum):
     STATE = "state"  # a state report, as ``Transport.report``
     NEXT = "next"  # acks, new leases and released batches, as ``Transport.next_task``
     HOOK = "hook"  # how ``on_job_complete`` went
+    GPUS = "gpus"  # the latest samples of the GPUs the worker holds, under ``GPUS_FIELD``
 
 
 def sign(secret: str, text: str) -> str:

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 from runtime.errors import WorkerError
 from runtime.protocol import (
     DEFAULT_ORCHESTRATOR_WAIT_S,
+    GPUS_FIELD,
     JOB_KEY_ENV,
     MAX_MESSAGE_BYTES,
     SIG_ATTRIBUTE,
@@ -205,10 +206,10 @@ class SqsTransport(Transport):
         return {"task": Task.WAIT, "delay_s": 0.0}
 
     def heartbeat(self, batch_ids: list[int], gpus: list[Json] | None = None) -> Json:
-        """Extend the held messages' visibility; stop the worker when its job says so.
-
-        GPU samples are not sent: the events queue carries only what settles batches.
-        """
+        """Extend the held messages' visibility, send the GPU samples when there are some
+        (an event of their own), and stop the worker when its job says so."""
+        if gpus:
+            self._send_event({"kind": EventKind.GPUS, GPUS_FIELD: gpus})
         shared = self._shared
         with shared.lock:
             held = {shared.receipts[b] for b in batch_ids if b in shared.receipts}

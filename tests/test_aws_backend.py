@@ -340,3 +340,35 @@ def test_more_than_fargates_largest_size_is_a_400_saying_what_to_do() -> None:
 
     with pytest.raises(InvalidRequest, match="more than Fargate's largest task"):
         fargate_size(32, 1024)
+
+
+# --- GPU samples travel as events of their own ---------------------------------------------
+
+
+def test_a_gpu_workers_heartbeat_sends_its_samples_as_a_signed_event(
+    moto_server: motokit.MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from runtime.protocol import JOB_KEY_ENV, sign
+    from runtime.sqs_transport import SqsTransport
+
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(JOB_KEY_ENV, "the-job-key")
+    sqs, s3 = moto_server.client("sqs"), moto_server.client("s3")
+    work = sqs.create_queue(QueueName="gpu-test-work")["QueueUrl"]
+    events = sqs.create_queue(QueueName="gpu-test-events")["QueueUrl"]
+    s3.create_bucket(Bucket="gpu-test")
+    where = f"sqs://?work={work}&events={events}&bucket=gpu-test&job=j1"
+    sample = {"index": 0, "uuid": "GPU-1", "utilization_pct": 87.0,
+              "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30}  # fmt: skip
+
+    SqsTransport(where, "j1-w0", "its-secret").heartbeat([], gpus=[sample])
+    SqsTransport(where, "j1-w0", "its-secret").heartbeat([])  # no samples: no event
+
+    messages = sqs.receive_message(QueueUrl=events, MaxNumberOfMessages=10)["Messages"]
+    [body] = [json.loads(m["Body"]) for m in messages]
+    assert body["worker_id"] == "j1-w0"
+    assert body["sig"] == sign("its-secret", body["event"])
+    assert json.loads(body["event"]) == {"kind": "gpus", "gpus": [sample]}

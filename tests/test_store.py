@@ -247,3 +247,17 @@ def test_an_event_about_a_message_not_yet_recorded_waits_and_writes_nothing(
         remote_next(ctx, w0, leases=[{"batch_id": batch.batch_id, "attempt": 1}])
 
     assert counters(ctx) == {"total": 3, "queued": 3, "leased": 0, "succeeded": 0, "failed": 0}
+
+
+def test_a_remote_workers_gpu_samples_are_kept_and_bad_ones_refused(ctx: Context) -> None:
+    w0 = new_worker(ctx)
+    sample = {"index": 0, "uuid": "GPU-1", "utilization_pct": 50.0,
+              "memory_used_bytes": 1 << 30, "memory_total_bytes": 80 << 30}  # fmt: skip
+
+    handlers.record_remote_gpus(ctx, w0, {"kind": "gpus", "gpus": [sample]})
+    with pytest.raises(InvalidRequest, match="gpus"):
+        handlers.record_remote_gpus(ctx, w0, {"kind": "gpus", "gpus": "all of them"})
+
+    with ctx.store.session() as session:
+        [worker] = worker_queries.of_job(session, JOB)
+    assert worker.gpus == [sample]

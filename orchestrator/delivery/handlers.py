@@ -277,6 +277,16 @@ def record_remote_hook(ctx: Context, worker_id: str, body: Json) -> Json:
     return report_hook(ctx, worker_id, body)
 
 
+def record_remote_gpus(ctx: Context, worker_id: str, body: Json) -> Json:
+    """Keep the latest samples of a queue-transport worker's GPUs (its heartbeat's, sent as
+    an event of their own)."""
+    gpus = parse_gpus(body) or []
+    with ctx.store.write() as conn:
+        _worker_job(conn, worker_id)
+        worker_queries.set_gpus(conn, worker_id, gpus, ctx.clock())
+    return {"ok": True}
+
+
 def _batch_and_attempt(entry: object, where: str) -> tuple[int, int]:
     if not isinstance(entry, dict):
         raise InvalidRequest(f"{where}: must be an object with batch_id and attempt")

@@ -165,6 +165,8 @@ class Drain:
             handlers.report_state(self.ctx, worker_id, event)
         elif kind is EventKind.NEXT:
             handlers.record_remote_next(self.ctx, worker_id, event)
+        elif kind is EventKind.GPUS:
+            handlers.record_remote_gpus(self.ctx, worker_id, event)
         else:
             handlers.record_remote_hook(self.ctx, worker_id, event)
 
