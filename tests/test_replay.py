@@ -212,3 +212,17 @@ def _read_until(fd: int, marker: str, timeout: float = 60) -> str:
             assert chunk, f"the replay ended before {marker!r}:\n{seen.decode()}"
             seen += chunk
     return seen.decode(errors="replace")
+
+
+def test_the_replay_route_answers_no_env_value(setup: Setup) -> None:
+    # predictor.env's values reach the replay through a file only this user can read.
+    spec = setup.server.http.get(
+        f"/_cortex/apis/replayed/jobs/{setup.job_id}/batches/0/replay"
+    ).json()
+
+    assert "hello" not in json.dumps(spec)
+    assert spec["env_names"] == ["GREETING"]
+    env_file = Path(spec["env_file"])
+    assert env_file.is_relative_to(setup.server.home)
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert json.loads(env_file.read_text()) == {"GREETING": "hello"}

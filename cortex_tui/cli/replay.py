@@ -22,6 +22,7 @@ from typing import Any
 
 from cortex_tui.cli.connect import connect
 from cortex_tui.embedded import orchestrator_env
+from cortex_tui.errors import InputError
 
 
 def add_parser(
@@ -56,11 +57,31 @@ def run(args: argparse.Namespace) -> int:
     """Fetch the batch's replay spec and run it; return the replay's exit status."""
     with connect(args) as client:
         spec = client.replay_spec(args.api, args.job_id, args.batch_index)
+    spec["env"] = _collect_env(spec)
     command = [sys.executable, "-m", "runtime.replay"]
     command += [*(["--item", str(args.item)] if args.item is not None else [])]
     command += ["--pdb"] if args.pdb else []
     with _spec_file(spec) as path, _interrupts_go_to_the_child():
         return subprocess.call([*command, str(path)], env=replay_env(spec))
+
+
+def _collect_env(spec: dict[str, Any]) -> dict[str, str]:
+    """Read (and remove) the file the orchestrator put the API's ``predictor.env`` in: its
+    values are in no answer of the server."""
+    path = spec.get("env_file")
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as file:
+            env: dict[str, str] = json.load(file)
+    except (OSError, ValueError) as e:
+        raise InputError(
+            f"cannot read the API's predictor.env from {path} ({e}): replay where the"
+            " orchestrator runs, as the user it runs as"
+        ) from None
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return env
 
 
 def replay_env(spec: dict[str, Any]) -> dict[str, str]:

@@ -173,7 +173,8 @@ JOB_STATUS: dict[str, Any] = {
 REPLAY: dict[str, Any] = {
     "type": "object",
     "required": [
-        *("job_id", "api_name", "api_id", "project_dir", "predictor", "env", "config"),
+        *("job_id", "api_name", "api_id", "project_dir", "predictor", "env_names", "env_file"),
+        "config",
         *("job_spec", "batch_index", "first_item", "size", "state", "payload"),
     ],
     "properties": {
@@ -183,7 +184,12 @@ REPLAY: dict[str, Any] = {
         "backend": {"type": "string"},
         "project_dir": {"type": "string", "description": "The snapshot the job ran from"},
         "predictor": {"type": "object", "required": ["path"]},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "env_names": {"type": "array", "items": {"type": "string"}},
+        "env_file": {
+            "type": "string",
+            "description": "A file of the orchestrator's user holding predictor.env's values"
+            " (JSON); read it, then remove it",
+        },
         "config": {"type": "object", "description": "The job's merged config"},
         "job_spec": {"type": "object"},
         "batch_index": {"type": "integer"},

@@ -2,13 +2,18 @@
 
 ``cortex-tui replay`` runs the batch again in the user's own Python (``runtime.replay``),
 so the answer holds everything a worker of the job is given (``delivery.handlers.job_spec``:
-the predictor, the merged config, the ``job_spec``), the API's ``predictor.env``, the
-snapshot the job ran from (in the home, whatever backend ran it) and the batch itself.
+the predictor, the merged config, the ``job_spec``), the snapshot the job ran from (in the
+home, whatever backend ran it) and the batch itself. The API's ``predictor.env`` is in no
+answer: its values go to a file of this user's only (``env_file``, in the home), which the
+CLI reads and removes; files nobody collected go after ``ENV_FILE_TTL_S``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,9 @@ from orchestrator.jobs.control import get_job
 from orchestrator.status import JobStatus
 from orchestrator.store import batch_queries
 from orchestrator.store.models import Job
+
+#: How long an env file nobody collected is kept.
+ENV_FILE_TTL_S = 600
 
 
 def replay_spec(ctx: Context, api_name: str, job_id: str, index: int) -> dict[str, Any]:
@@ -49,7 +57,8 @@ def replay_spec(ctx: Context, api_name: str, job_id: str, index: int) -> dict[st
         "backend": job.backend,
         "project_dir": str(snapshot),
         "predictor": spec["predictor"],
-        "env": {key: str(value) for key, value in env.items()},
+        "env_names": sorted(env),
+        "env_file": str(_env_file(ctx.settings.home / "replay", env)),
         "config": spec["config"],
         "job_spec": spec["job_spec"],
         "batch_index": index,
@@ -61,6 +70,19 @@ def replay_spec(ctx: Context, api_name: str, job_id: str, index: int) -> dict[st
         "error": error,
         "traceback": traceback,
     }
+
+
+def _env_file(folder: Path, env: dict[str, Any]) -> Path:
+    """Write the env to a new file only this user can read; remove uncollected old ones."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for old in folder.glob("*.json"):
+        if time.time() - old.stat().st_mtime > ENV_FILE_TTL_S:
+            old.unlink(missing_ok=True)
+    path = folder / f"{secrets.token_hex(8)}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({key: str(value) for key, value in env.items()}, out)
+    return path
 
 
 def _no_batch(job: Job, index: int) -> str:
