@@ -281,3 +281,35 @@ def test_a_retry_of_an_isolated_job_reruns_only_the_items_that_failed(
     lines = merged(server, testbench, parent)
     assert [r["item_index"] for r in lines] == list(range(16))
     assert [r["job_id"] for r in lines if r["item_index"] in (3, 12)] == [child_id, child_id]
+
+
+def test_a_retry_whose_merged_config_passes_the_limit_is_refused(
+    server: Server, testbench: str
+) -> None:
+    # Each config is under max_config_bytes (1 MB); merged, they are not.
+    big = "x" * 700_000
+    body = items_job([1, 2], config={"fail_items": [2], "a": big})
+    parent = server.submit(testbench, body)["job_id"]
+    server.wait(testbench, parent)
+
+    refused = retry(server, testbench, parent, {"config": {"b": big}})
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"].startswith("config: merged over the job's, it is 1400"), (
+        refused.text
+    )
+    assert "max_config_bytes" in refused.json()["error"]
+
+
+def test_a_dry_run_retry_says_what_would_run_and_submits_nothing(
+    server: Server, testbench: str
+) -> None:
+    parent = failing_job(server, testbench)
+    jobs_before = len(server.http.get(f"/{testbench}").json()["jobs"])
+
+    dry = server.http.post(f"/_cortex/apis/{testbench}/jobs/{parent}/retry?dryRun=true")
+
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] is True
+    assert (dry.json()["source"]["batches"], dry.json()["source"]["items"]) == (3, 6)
+    assert len(server.http.get(f"/{testbench}").json()["jobs"]) == jobs_before

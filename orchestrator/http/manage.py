@@ -169,21 +169,40 @@ def job_results(
     responses={
         **json_answer(
             {
-                "type": "object",
-                "required": ["job_id", "api_name", "workers", "parent_job_id"],
-                "properties": {"job_id": {"type": "string"}, "parent_job_id": {"type": "string"}},
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["job_id", "api_name", "workers", "parent_job_id"],
+                        "properties": {
+                            "job_id": {"type": "string"},
+                            "parent_job_id": {"type": "string"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["dry_run", "parent_job_id", "workers", "source"],
+                        "properties": {"dry_run": {"const": True}},
+                    },
+                ]
             },
-            "The new job, as a submission answers",
+            "The new job, as a submission answers (or, with dryRun, what it would run)",
         ),
         409: error_answer("The job is still running, or has no failed batch: nothing to retry"),
         **BODY_ERRORS,
     },
 )
-async def retry_job(api_name: str, job_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+async def retry_job(
+    api_name: str,
+    job_id: str,
+    request: Request,
+    ctx: Ctx,
+    dry_run: Annotated[bool, Query(alias="dryRun")] = False,
+) -> dict[str, Any]:
     """Submit a new job of the job's failed batches (their items keep their indices), with
-    its config deep-merged under the body's ``config``; the body is optional."""
+    its config deep-merged under the body's ``config``; the body is optional. With
+    ``?dryRun=true``, check it all and say what would run, submitting nothing."""
     body = await optional_json_body(request, ctx.settings.max_body_bytes)
-    return await run_in_threadpool(retry.retry_job, ctx, api_name, job_id, body)
+    return await run_in_threadpool(retry.retry_job, ctx, api_name, job_id, body, dry_run)
 
 
 @router.get("/apis/{api_name}/jobs/{job_id}/failed")

@@ -38,6 +38,16 @@ class JobOptions:
     isolate_failures: bool = False
 
 
+def check_config_size(config: dict[str, Any], max_config_bytes: int, what: str = "") -> None:
+    """Refuse a job config over ``max_config_bytes`` of JSON (UTF-8)."""
+    size = len(json.dumps(config, ensure_ascii=False).encode())
+    if size > max_config_bytes:
+        raise InvalidRequest(
+            f"config: {what}is {size} bytes of JSON, over the {max_config_bytes}-byte limit"
+            " (the max_config_bytes setting); pass large data as items or files instead"
+        )
+
+
 def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
     """Check a submission body's keys and options; raise ``InvalidRequest`` naming the field."""
     if not isinstance(body, dict):
@@ -52,12 +62,7 @@ def parse_options(body: object, *, max_config_bytes: int) -> JobOptions:
         config = {}
     if not isinstance(config, dict):
         raise InvalidRequest(f"config: must be a JSON object, got {_type(config)}")
-    size = len(json.dumps(config, ensure_ascii=False).encode())
-    if size > max_config_bytes:
-        raise InvalidRequest(
-            f"config: is {size} bytes of JSON, over the {max_config_bytes}-byte limit"
-            " (the max_config_bytes setting); pass large data as items or files instead"
-        )
+    check_config_size(config, max_config_bytes)
     backend = body.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise InvalidRequest(f"backend: must be a string, got {_type(backend)}")

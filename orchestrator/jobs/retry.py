@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.context import Context
 from orchestrator.errors import Conflict, InvalidRequest
 from orchestrator.jobs.control import create_job, get_api, get_job
-from orchestrator.jobs.options import JobOptions, deep_merge, parse_options
+from orchestrator.jobs.options import JobOptions, check_config_size, deep_merge, parse_options
 from orchestrator.jobs.retry_source import RetrySource, resplit_count
 from orchestrator.status import JobStatus
 from orchestrator.store import batch_queries
@@ -32,8 +32,11 @@ RETRY_KEYS = (
 MAX_BATCH_SIZE = 2**63 - 1
 
 
-def retry_job(ctx: Context, api_name: str, job_id: str, body: object) -> dict[str, Any]:
-    """Submit a new job of a job's failed batches; return it as a submission does.
+def retry_job(
+    ctx: Context, api_name: str, job_id: str, body: object, dry_run: bool = False
+) -> dict[str, Any]:
+    """Submit a new job of a job's failed batches; return it as a submission does (with
+    ``dry_run``, check everything and return what would run, submitting nothing).
 
     Raises:
         NotFound: No such API or job (or the API was deleted).
@@ -58,6 +61,13 @@ def retry_job(ctx: Context, api_name: str, job_id: str, body: object) -> dict[st
         {"batches": batches, "items": items},
     )
     resolved = _resolve(ctx, parent, api.spec, options, set(fields), batches)
+    if dry_run:
+        return {
+            "dry_run": True,
+            "parent_job_id": parent.job_id,
+            "workers": resolved["workers"],
+            "source": source.describe(),
+        }
     job = create_job(ctx, api, resolved, source, parent_job_id=parent.job_id)
     ctx.log_event(parent.job_id, f"retry {job['job_id']} submitted: {batches} failed batches")
     return {**job, "source": source.describe()}
@@ -123,9 +133,11 @@ def _resolve(
     backend = options.backend or parent.backend
     ctx.backend(backend).check_job(spec)
     workers = options.workers if "workers" in given else max(1, min(parent.workers, batches))
+    config = deep_merge(parent.config, options.config)
+    check_config_size(config, ctx.settings.max_config_bytes, "merged over the job's, it ")
     return {
         "workers": workers,
-        "config": deep_merge(parent.config, options.config),
+        "config": config,
         "timeout": options.timeout if "timeout" in given else parent.timeout,
         "retries": parent.retries if options.retries is None else options.retries,
         "backend": backend,
