@@ -94,6 +94,9 @@ def test_a_worker_keeps_the_devices_cuda_visible_devices_names(
         ([{"index": -1, "uuid": "u"}], "gpus[0].index"),
         ([{"index": 0, "uuid": "u", "utilization_pct": 101}], "gpus[0].utilization_pct"),
         ([{"index": 0, "uuid": "u", "memory_used_bytes": 1.5}], "gpus[0].memory_used_bytes"),
+        ([{"index": 0, "uuid": "u\r\u2028"}], "gpus[0].uuid"),
+        ([{"index": 0, "uuid": "a"}, {"index": 0, "uuid": "b"}], "two samples of one GPU"),
+        ([{"index": 0, "uuid": "a"}, {"index": 1, "uuid": "a"}], "two samples of one GPU"),
     ],
 )
 def test_a_heartbeat_with_malformed_samples_is_refused_naming_the_field(

@@ -6,12 +6,16 @@ workers route serves has one shape whatever a worker sends.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from orchestrator.errors import InvalidRequest
 from runtime.protocol import GPUS_FIELD, MAX_GPUS, GpuKey
 
 _MAX_BYTES = 2**63 - 1
+#: What a GPU's id (``GPU-8f3e...``, ``MIG-...``) may hold: printable ASCII (it becomes a
+#: metric label).
+_UUID = re.compile(r"[\x20-\x7e]{0,200}")
 
 
 def parse_gpus(body: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -25,7 +29,12 @@ def parse_gpus(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(samples, list) or len(samples) > MAX_GPUS:
         raise InvalidRequest(f"{GPUS_FIELD}: must be a list of at most {MAX_GPUS} samples")
-    return [_sample(sample, f"{GPUS_FIELD}[{n}]") for n, sample in enumerate(samples)]
+    parsed = [_sample(sample, f"{GPUS_FIELD}[{n}]") for n, sample in enumerate(samples)]
+    for key in (GpuKey.INDEX, GpuKey.UUID):
+        seen = [sample[key] for sample in parsed]
+        if len(set(seen)) < len(seen):
+            raise InvalidRequest(f"{GPUS_FIELD}: two samples of one GPU (the same {key})")
+    return parsed
 
 
 def _sample(sample: object, where: str) -> dict[str, Any]:
@@ -34,8 +43,10 @@ def _sample(sample: object, where: str) -> dict[str, Any]:
     index, uuid = sample.get(GpuKey.INDEX), sample.get(GpuKey.UUID)
     if not _is_number(index, 0, 1_000_000, integer=True):
         raise InvalidRequest(f"{where}.{GpuKey.INDEX}: must be an integer from 0")
-    if not isinstance(uuid, str) or len(uuid) > 200:
-        raise InvalidRequest(f"{where}.{GpuKey.UUID}: must be a string of at most 200 characters")
+    if not isinstance(uuid, str) or not _UUID.fullmatch(uuid):
+        raise InvalidRequest(
+            f"{where}.{GpuKey.UUID}: must be at most 200 printable ASCII characters (a GPU's id)"
+        )
     limits = {
         GpuKey.UTILIZATION: (100, False),
         GpuKey.MEMORY_USED: (_MAX_BYTES, True),
