@@ -445,6 +445,19 @@ def test_a_retry_and_its_parent_are_removed_together(ctx: Context) -> None:
     assert job_ids(ctx) == set()
 
 
+def test_a_retry_that_ended_long_ago_stays_while_its_sibling_is_kept(ctx: Context) -> None:
+    # Merged results of the parent read both retries: neither goes while one must stay.
+    add_job(ctx, "parent", JobStatus.COMPLETED_WITH_FAILURES, end=100.0)
+    add_job(ctx, "old-retry", JobStatus.COMPLETED_WITH_FAILURES, end=110.0, parent_job_id="parent")
+    add_job(ctx, "new-retry", JobStatus.SUCCEEDED, end=300.0, parent_job_id="parent")
+    add_job(ctx, "grandchild", JobStatus.SUCCEEDED, end=120.0, parent_job_id="old-retry")
+    add_job(ctx, "other", JobStatus.SUCCEEDED, end=100.0)
+
+    with ctx.store.read() as conn:
+        assert prune_queries.removable_jobs(conn, 200.0) == [("other", "echo")]
+        assert len(prune_queries.removable_jobs(conn, 400.0)) == 5
+
+
 def test_a_submission_to_an_api_deleted_or_redeployed_meanwhile_is_refused(ctx: Context) -> None:
     from orchestrator.jobs.sources import parse_source
 

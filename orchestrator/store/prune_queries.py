@@ -58,9 +58,10 @@ def removable_jobs(
     more, oldest first.
 
     A job is kept while it is in progress, has a live worker or an open remote queue, or
-    (with ``ended_before``) ended at or after it; so is every ancestor (``parent_job_id``)
-    of a kept job: a retry still enqueuing reads its parent's failed batches, and merged
-    results read the parent. A parent and its retries are thus removed together.
+    (with ``ended_before``) ended at or after it; so is every job of a kept job's family
+    (its ancestors through ``parent_job_id``, and their retries): a retry still enqueuing
+    reads its parent's failed batches, and merged results read the parent and every retry
+    of it. A family is thus removed whole or not at all.
 
     Args:
         conn: The caller's connection (a write transaction re-checks what it deletes).
@@ -77,8 +78,10 @@ def removable_jobs(
         f" AND w.state IN ({_LIVE_MARKS}))"
         " OR EXISTS (SELECT 1 FROM remote_queues q WHERE q.job_id = job.job_id"
         " AND q.closed = 0)"
-        " UNION SELECT j.parent_job_id FROM job j JOIN kept k ON j.job_id = k.job_id"
-        " WHERE j.parent_job_id IS NOT NULL)"
+        # one recursive step both ways (older SQLite takes one recursive SELECT only):
+        # the kept job's parent, and its retries
+        " UNION SELECT j.job_id FROM kept k JOIN job j ON j.parent_job_id = k.job_id"
+        " OR j.job_id = (SELECT p.parent_job_id FROM job p WHERE p.job_id = k.job_id))"
         " SELECT job_id, api_name FROM job WHERE job_id NOT IN (SELECT job_id FROM kept)"
         + ("" if api_name is None else " AND api_name = ?")
         + ("" if among is None else f" AND job_id IN ({marks})")
