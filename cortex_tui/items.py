@@ -38,6 +38,42 @@ def read_jsonl(path: Path) -> list[Any]:
     return _non_empty(path, items)
 
 
+def split_config_line(line: str) -> list[str]:
+    """Split one line of ``key=value`` pairs (a form's field) where the CLI's shell would.
+
+    Spaces inside JSON brackets or a double-quoted string do not split, and the quotes stay
+    (``tags=["a b", "c"]`` is one pair whose value is JSON); single quotes group a value
+    and go (``name='two words'``).
+
+    Raises:
+        InputError: A quote or bracket is left open.
+    """
+    pairs: list[str] = []
+    current: list[str] = []
+    depth, quote, escaped = 0, "", False
+    for char in line:
+        if quote:  # inside a string: only its closing quote (not an escaped one) ends it
+            if char == quote and not escaped:
+                quote = ""
+                if char == "'":
+                    continue
+            escaped = quote == '"' and char == "\\" and not escaped
+            current.append(char)
+        elif char == "'":
+            quote = char
+        elif char.isspace() and depth <= 0:
+            if current:
+                pairs.append("".join(current))
+            current = []
+        else:
+            quote = '"' if char == '"' else ""
+            depth += (char in "[{") - (char in "]}")
+            current.append(char)
+    if quote or depth > 0:
+        raise InputError(f"config overrides: a {quote or 'bracket'} is left open in {line!r}")
+    return [*pairs, "".join(current)] if current else pairs
+
+
 def parse_config(pairs: list[str]) -> dict[str, Any]:
     """Return ``key=value`` pairs as a nested object.
 

@@ -170,3 +170,28 @@ def test_a_save_that_fails_leaves_no_file(tmp_path: Path) -> None:
         write_lines(path, broken())
 
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "config"),
+    [
+        ('fail_items=["3"] sleep_s=0.5', {"fail_items": ["3"], "sleep_s": 0.5}),
+        ('tags=["a b", "c"]  name=\'two words\'', {"tags": ["a b", "c"], "name": "two words"}),
+        ('x={"k": [1, {"y": "z]"}]} q="a\\"b"', {"x": {"k": [1, {"y": "z]"}]}, "q": 'a"b'}),
+        ("", {}),
+    ],
+)
+def test_the_submit_forms_config_line_keeps_json_as_the_clis_config_does(
+    line: str, config: dict[str, object]
+) -> None:
+    from cortex_tui.items import parse_config, split_config_line
+
+    assert parse_config(split_config_line(line)) == config
+
+
+def test_an_open_bracket_or_quote_in_the_config_line_is_an_error() -> None:
+    from cortex_tui.items import split_config_line
+
+    for line in ("a=[1, 2", 'a="x'):
+        with pytest.raises(InputError, match="left open"):
+            split_config_line(line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -14,8 +13,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from cortex_tui.cli.items import parse_config, read_items, read_jsonl
 from cortex_tui.errors import CortexTuiError, InputError
+from cortex_tui.items import parse_config, read_items, read_jsonl, split_config_line
 from cortex_tui.tui.path_input import PathInput, PathSuggester
 
 if TYPE_CHECKING:
@@ -156,11 +155,7 @@ def build_body(values: dict[str, str]) -> dict[str, Any]:
             "batch_size": _positive(values.get("batch_size", ""), "batch size"),
         },
     }
-    try:
-        pairs = shlex.split(values.get("config", ""))
-    except ValueError as e:
-        raise InputError(f"config overrides: {e}") from None
-    config = parse_config(pairs)
+    config = parse_config(split_config_line(values.get("config", "")))
     if config:
         body["config"] = config
     return body
