@@ -14,6 +14,7 @@ from cortex_tui.cli.output import add_output_option, format_json
 from cortex_tui.cli.render import use_color
 from cortex_tui.cli.watch import WATCH_HEADER_LINES, show
 from cortex_tui.client import CortexClient
+from cortex_tui.job_status import TERMINAL_STATUSES
 
 
 def add_parser(
@@ -45,15 +46,17 @@ def run(args: argparse.Namespace) -> int:
     title = hint(args, "get", *(word for word in (args.api, args.job_id) if word))
     with connect(args) as client:
         seen: dict[str, str] = {}
-        return show(_renderer(args, client, seen), args.watch, title, lambda: _ended(seen))
+        code = show(_renderer(args, client, seen), args.watch, title, lambda: _ended(seen))
+    if args.watch and _ended(seen) is not None:
+        print(f"the job ended: {seen['status']}", file=sys.stderr)
+    return code
 
 
 def _ended(seen: dict[str, str]) -> int | None:
     """Return the exit status once the watched job has ended (0 if it succeeded), else None."""
     status = seen.get("status")
-    if status is None or status in ("status_enqueuing", "status_running"):
+    if status is None or status not in TERMINAL_STATUSES:
         return None
-    print(f"the job ended: {status}", file=sys.stderr)
     return 0 if status == "status_succeeded" else 1
 
 
