@@ -129,9 +129,25 @@ class JobScreen(PolledScreen):
         workers = None if is_terminal(job.get("status")) else client.workers(self.api, self.job_id)
         return {"job": job, "failed_batches": ledger, "failed": failed, "workers": workers}
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Offer what the job can take: stop while it runs, retry once it ended with failures.
+        allowed = super().check_action(action, parameters)
+        if not allowed or self.job is None or action not in ("stop", "retry"):
+            return allowed
+        return self._offers()[action]
+
+    def _offers(self) -> dict[str, bool]:
+        job = self.job or {}
+        ended = is_terminal(job.get("status"))
+        failed = int((job.get("batch_metrics") or {}).get("failed") or 0)
+        return {"stop": not ended, "retry": ended and failed > 0}
+
     def show(self, data: Any) -> None:
         job: Json = data["job"]
+        offers = self._offers()
         self.job = job
+        if self._offers() != offers:
+            self.refresh_bindings()
         self.worker_rows = (data.get("workers") or {}).get("workers") or []
         metrics = job.get("batch_metrics") or {}
         finished = int(metrics.get("succeeded") or 0) + int(metrics.get("failed") or 0)
