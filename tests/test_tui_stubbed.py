@@ -137,6 +137,7 @@ def test_read_only_hides_and_refuses_every_change() -> None:
         help_text = "\n".join(shown(static) for static in app.screen.query(Static))
         assert "Traceback" in help_text and "Stop job" not in help_text
         assert "Read-only (--readonly)" in help_text
+        assert "s stops" not in help_text and "R re-runs" not in help_text  # nor in its text
 
     run(scenario, readonly=True)
 

@@ -49,6 +49,11 @@ class ApisScreen(PolledScreen):
         " the selected API; d deploys a project directory; x deletes the selected API."
         " Below 110 columns the backend and the latest job's id are left out."
     )
+    READONLY_HELP = (
+        "Every deployed API: its backend, how many of its jobs run, its latest job and how"
+        " far that got. Enter opens the API's jobs; / filters by name."
+        " Below 110 columns the backend and the latest job's id are left out."
+    )
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("slash", "filter", "Filter", priority=True),

@@ -43,11 +43,13 @@ class HelpScreen(ModalScreen[None]):
         title = str(self.target.title or type(self.target).__name__)
         text = Text()
         text.append(f"{title}\n\n", style="bold")
-        text.append(str(getattr(self.target, "HELP", "")) + "\n")
-        if getattr(self.app, "readonly", False):
+        readonly = getattr(self.app, "readonly", False)
+        help_text = getattr(self.target, "READONLY_HELP" if readonly else "HELP", None)
+        text.append(str(help_text or getattr(self.target, "HELP", "")) + "\n")
+        if readonly:
             text.append(
-                "\nRead-only (--readonly): deploying, submitting, stopping and deleting are"
-                " turned off, and their keys are not listed.\n",
+                "\nRead-only (--readonly): deploying, submitting, retrying, stopping and"
+                " deleting are turned off, and their keys are not listed.\n",
                 style="bold yellow",
             )
         keys = Table.grid(padding=(0, 2))

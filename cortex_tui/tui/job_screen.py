@@ -62,6 +62,13 @@ class JobScreen(PolledScreen):
         " them); n submits another job. R re-runs the failed batches of an ended job as a new"
         " job, after confirmation, and opens it."
     )
+    READONLY_HELP = (
+        "A job, live. The bar counts succeeded (green), failed (red), in-flight (yellow) and"
+        " remaining batches separately. Throughput is measured from successive refreshes;"
+        " the ETA uses the last minute's rate. Failed batches are listed with their error,"
+        " attempts and worker: select one and press t (or enter) for its traceback. l opens"
+        " its logs; o its results (paged, s there saves them)."
+    )
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("l", "logs", "Logs"),

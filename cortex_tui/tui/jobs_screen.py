@@ -59,6 +59,12 @@ class JobsScreen(PolledScreen):
         " confirmation); l shows its logs; o its results; n submits a new job to this API."
         " Below 130 columns the start time is left out."
     )
+    READONLY_HELP = (
+        "The API's jobs, newest first, refreshed live. The bar shows succeeded (green) and"
+        " failed (red) batches over the total; the ETA comes from the last minute's"
+        " throughput. Enter opens a job; / filters by job id or status; l shows its logs;"
+        " o its results. Below 130 columns the start time is left out."
+    )
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("escape", "back", "Back"),
