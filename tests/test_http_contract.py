@@ -95,7 +95,7 @@ def test_stop_answers_exactly_the_reference_message(server: Server, testbench: s
     assert server.status(testbench, job_id)["status"] == "status_stopped"
     again = server.http.delete(f"/{testbench}/{job_id}")  # stopping twice is harmless
     assert again.status_code == 200
-    assert again.json() == {"message": f"stopped job {job_id}"}
+    assert again.json() == {"message": f"job {job_id} was already stopped"}
 
 
 def test_stopping_a_finished_job_is_a_conflict(server: Server, testbench: str) -> None:

@@ -282,6 +282,8 @@ def stop_job(ctx: Context, api_name: str, job_id: str) -> dict[str, str]:
     status = JobStatus(job.status)
     if status.is_terminal and status is not JobStatus.STOPPED:
         raise Conflict(f"job {job_id} already ended with {status.value}; there is nothing to stop")
+    if status is JobStatus.STOPPED:  # stopping twice is harmless, and says so
+        return {"message": f"job {job_id} was already stopped"}
     fail_job(ctx, job_id, JobStatus.STOPPED, "stopped by request")
     return {"message": f"stopped job {job_id}"}
 
