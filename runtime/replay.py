@@ -106,9 +106,19 @@ def describe(spec: dict[str, Any], item: int | None) -> str:
         f"replaying {what} of job {spec.get('job_id')} (api {spec.get('api_name')} version"
         f" {spec.get('api_id')}) from {spec['project_dir']}"
     )
+    before = _BEFORE.get(str(spec.get("state")), "")
     if spec.get("state") == "failed":
-        return f"{text}; on its worker it failed with {spec.get('error')}"
-    return f"{text}; on its worker it {spec.get('state')}" if spec.get("state") else text
+        before = f"it failed with {spec.get('error')}"
+    return f"{text}; on its worker {before}" if before else text
+
+
+#: How a batch went on its worker, by its state (a failed one also says its error).
+_BEFORE = {
+    "succeeded": "it succeeded",
+    "split": "it failed, and isolate_failures split it to find the failing items",
+    "queued": "it has not run yet",
+    "leased": "it is running now",
+}
 
 
 def load(spec: dict[str, Any]) -> Any:

@@ -226,3 +226,16 @@ def test_the_replay_route_answers_no_env_value(setup: Setup) -> None:
     assert env_file.is_relative_to(setup.server.home)
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert json.loads(env_file.read_text()) == {"GREETING": "hello"}
+
+
+def test_the_replay_line_says_how_the_batch_went_in_words() -> None:
+    from runtime.replay import describe
+
+    spec = {"batch_index": 0, "job_id": "j", "api_name": "a", "api_id": "v", "project_dir": "/p"}
+
+    assert describe({**spec, "state": "split"}, None).endswith(
+        "; on its worker it failed, and isolate_failures split it to find the failing items"
+    )
+    assert describe({**spec, "state": "failed", "error": "E"}, 3).endswith(
+        "batch 0, item 3, of job j (api a version v) from /p; on its worker it failed with E"
+    )
