@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Server, items_job, running_job
+from conftest import Cli, Server, items_job, running_job
 
 from orchestrator.auth import Credentials
 from orchestrator.context import Context
@@ -382,3 +382,19 @@ def test_failed_shows_each_isolated_item_and_where_the_bound_stopped() -> None:
     assert "batch 7, item 13 (isolated): 1 attempt, last on worker w0" in text
     assert "batch 7, items 32-47 (isolation stopped: bound of 64 predict calls reached)" in text
     assert "batch 9 (items 90-91): 1 attempt" in text
+
+
+def test_submit_wait_says_what_isolation_saved_and_where_the_results_are(
+    server: Server, testbench: str, server_cli: Cli, tmp_path: Path
+) -> None:
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps(list(range(8))))
+
+    run = server_cli(
+        *("submit", testbench, "--items", str(items), "--batch-size", "8"),
+        *("--config", "fail_items=[5]", "--isolate-failures", "--wait"),
+    )
+
+    assert run.code == 1, run.err
+    assert "\nitems: 7 succeeded, 1 failed (isolate_failures" in run.out
+    assert f"\nresults: cortex-tui --server {server.url} results {testbench} " in run.out

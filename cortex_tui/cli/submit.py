@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
+from cortex_tui.cli.get_job import items_line
 from cortex_tui.cli.items import parse_config, read_items, read_jsonl
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.wait import outcome_text, wait_for_job
@@ -200,15 +201,21 @@ def wait_and_report(
     if as_json:
         print_json({"job_status": status})
     else:
-        print(outcome_text(status))
+        print(outcome_text(status) + items_line(status, "\n"))
         if (status.get("batch_metrics") or {}).get("failed"):
             print(f"failed batches: {hint(args, 'failed', args.api, job_id)}")
             print(f"retry them: {hint(args, 'retry', args.api, job_id)}")
         if status.get("status") in _LOOK_AT_LOGS:  # what went wrong is in the workers' logs
             print(f"logs: {hint(args, 'logs', args.api, job_id)}")
-        elif (status.get("batch_metrics") or {}).get("succeeded"):
+        elif _saved_any(status):
             print(f"results: {hint(args, 'results', args.api, job_id)}")
     return 0 if status.get("status") == "status_succeeded" else 1
+
+
+def _saved_any(status: dict[str, Any]) -> bool:
+    """Return whether the job has results: a batch succeeded, or an isolated item did."""
+    succeeded = (status.get("batch_metrics") or {}).get("succeeded")
+    return bool(succeeded or (status.get("item_metrics") or {}).get("succeeded"))
 
 
 def positive_int(text: str) -> int:
