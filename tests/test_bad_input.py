@@ -98,6 +98,8 @@ REQUESTS = [
     bad("GET", f"/_cortex/apis/testbench/jobs/{JOB}/failed?limit=9223372036854775808", None,
         400, "limit", id="failed-limit-beyond-int64"),
     bad("POST", "/nope", items(1), 404, 'api "nope" is not deployed', id="submit-unknown-api"),
+    bad("POST", "/testbnch", items(1), 404, 'api "testbnch" is not deployed (did you mean'
+        ' "testbench"?)', id="submit-api-typo"),
     bad("GET", "/nope", None, 404, 'api "nope" is not deployed', id="list-unknown-api"),
     bad("GET", f"/nope/{JOB}", None, 404, 'api "nope" is not deployed', id="job-of-unknown-api"),
     bad("GET", f"/testbench/{JOB}", None, 404, NO_JOB, id="unknown-job"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -47,8 +48,11 @@ def known_api(ctx: Context, api_name: str) -> Api:
     """Return an API that is deployed, or deleted with its jobs kept; else raise ``NotFound``."""
     with ctx.store.read_session() as session:
         api = api_queries.get(session, api_name)
+        names = [] if api is not None else [a.name for a in api_queries.all_by_name(session)]
     if api is None:
-        raise NotFound(f'api "{api_name}" is not deployed (deploy it with: cortex-tui deploy)')
+        close = difflib.get_close_matches(api_name, names, n=1)
+        hint = f'did you mean "{close[0]}"?' if close else "deploy it with: cortex-tui deploy"
+        raise NotFound(f'api "{api_name}" is not deployed ({hint})')
     return api
 
 
