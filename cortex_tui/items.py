@@ -16,7 +16,8 @@ def read_items(path: Path) -> list[Any]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON: {e}") from None
+        hint = " (one item per line? use --jsonl)" if e.msg == "Extra data" else ""
+        raise InputError(f"{path}: not valid JSON: {e}{hint}") from None
     if not isinstance(items, list):
         raise InputError(
             f"{path}: expected a JSON list of items, got {_kind(items)}"
@@ -34,7 +35,10 @@ def read_jsonl(path: Path) -> list[Any]:
         try:
             items.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise InputError(f"{path}: line {number} is not valid JSON: {e.msg}") from None
+            hint = (
+                " (one JSON list? use --items)" if number == 1 and line.lstrip()[:1] == "[" else ""
+            )
+            raise InputError(f"{path}: line {number} is not valid JSON: {e.msg}{hint}") from None
     return _non_empty(path, items)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -321,3 +322,16 @@ def test_a_job_that_isolates_failures_shows_its_items() -> None:
 
     assert "\nitems: 62 succeeded, 2 failed (isolate_failures" in text
     assert "\nitems:" not in plain
+
+
+def test_an_items_file_of_the_other_format_names_the_right_flag(tmp_path: Path) -> None:
+    from cortex_tui.errors import InputError
+    from cortex_tui.items import read_items, read_jsonl
+
+    (tmp_path / "lines.jsonl").write_text("1\n2\n")
+    (tmp_path / "list.json").write_text("[1,\n 2]\n")
+
+    with pytest.raises(InputError, match=r"\(one item per line\? use --jsonl\)$"):
+        read_items(tmp_path / "lines.jsonl")
+    with pytest.raises(InputError, match=r"\(one JSON list\? use --items\)$"):
+        read_jsonl(tmp_path / "list.json")
