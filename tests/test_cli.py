@@ -319,7 +319,7 @@ def test_down_names_running_jobs_and_reading_does_not_start_it_again(tmp_path: P
 
         assert cortex_tui("up").returncode == 0  # the job carries on where it was
         stopped = cortex_tui("down", "--stop-jobs")
-        assert stopped.stdout.endswith(f"stopped 1 job first: testbench {job_id}\n"), stopped
+        assert stopped.stdout.startswith(f"stopped 1 job first: testbench {job_id}\n"), stopped
         assert cortex_tui("up").returncode == 0
         job = json.loads(cortex_tui("get", "testbench", job_id, "-o", "json").stdout)
         status = job["job_status"]

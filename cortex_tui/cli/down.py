@@ -49,21 +49,20 @@ def run(args: argparse.Namespace) -> int:
     """Stop the orchestrator recorded in the home's ``server.json``."""
     home = home_dir()
     running = _running_jobs(home)
-    still_live = _stop_jobs(home, running) if running and args.stop_jobs else []
-    record = stop_embedded(home)
-    if record is None:
-        print(f"no orchestrator is running for {display_path(home)}")
-        return 0
-    print(f"stopped the orchestrator at {record.url}")
-    if args.stop_jobs:
-        if running:
-            print(f"stopped {_count(running)} first: {_names(running)}")
+    if running and args.stop_jobs:
+        still_live = _stop_jobs(home, running)
+        print(f"stopped {_count(running)} first: {_names(running)}")
         if still_live:
             print(
                 f"the workers of {_names(still_live)} had not exited after"
                 f" {STOP_JOBS_WAIT_S:.0f}s: they finish their batch and exit on their own"
             )
-    elif running:
+    record = stop_embedded(home)
+    if record is None:
+        print(f"no orchestrator is running for {display_path(home)}")
+        return 0
+    print(f"stopped the orchestrator at {record.url}")
+    if running and not args.stop_jobs:
         print(
             f"{_count(running)} still running ({_names(running)}): their workers wait for the"
             " orchestrator for up to orchestrator_wait_s (600 s unless set) and carry on when"

@@ -159,7 +159,7 @@ def _dry_run(args: argparse.Namespace, client: CortexClient, body: dict[str, Any
         return 0
     print(
         f"dry run: {plan.get('items')} items in {plan.get('batches')} batches of up to"
-        f" {plan.get('batch_size')} for {plan.get('workers')} workers; nothing was submitted"
+        f" {plan.get('batch_size')} for {_workers(plan.get('workers'))}; nothing was submitted"
     )
     return 0
 
@@ -170,10 +170,9 @@ def _report(
     job_id = job["job_id"]
     source = body["item_list"]
     batches = math.ceil(len(source["items"]) / source["batch_size"])
-    workers = job.get("workers", body["workers"])
     print(
         f"submitted job {job_id} to {args.api} ({batches} batch{'' if batches == 1 else 'es'},"
-        f" {workers} worker{'' if workers == 1 else 's'})"
+        f" {_workers(job.get('workers', body['workers']))})"
     )
     if not args.wait:
         print(f"follow it: {hint(args, 'get', args.api, job_id, '--watch')}")
@@ -210,6 +209,11 @@ def wait_and_report(
         elif _saved_any(status):
             print(f"results: {hint(args, 'results', args.api, job_id)}")
     return 0 if status.get("status") == "status_succeeded" else 1
+
+
+def _workers(count: object) -> str:
+    """Return ``1 worker`` or ``N workers``."""
+    return f"{count} worker{'' if count == 1 else 's'}"
 
 
 def _saved_any(status: dict[str, Any]) -> bool:
