@@ -163,7 +163,8 @@ class LogsScreen(Screen[None]):
         ]
         if view.pattern:
             where = f"{view.current_match + 1}/" if view.current_match >= 0 else ""
-            parts.append(f"search {view.pattern!r}: {where}{len(view.matches)} lines")
+            found = len(view.matches)
+            parts.append(f"search {view.pattern!r}: {where}{found} line{'' if found == 1 else 's'}")
         if self._buffer:
             parts.append(f"{len(self._buffer)} more lines loading")
         parts.append(state)
