@@ -195,3 +195,13 @@ def test_an_open_bracket_or_quote_in_the_config_line_is_an_error() -> None:
     for line in ("a=[1, 2", 'a="x'):
         with pytest.raises(InputError, match="left open"):
             split_config_line(line)
+
+
+def test_the_ledger_has_a_row_for_each_isolated_item_of_one_batch() -> None:
+    from cortex_tui.tui.job_screen import _item_span, _ledger_key
+
+    first = {"batch_index": 0, "first_item": 13, "size": 1}
+    second = {"batch_index": 0, "first_item": 50, "size": 1}
+
+    assert _ledger_key(first) != _ledger_key(second)
+    assert (_item_span(13, 1), _item_span(8, 4), _item_span(None, 4)) == ("13", "8-11", "-")

@@ -44,7 +44,7 @@ LEDGER_COLUMNS = (
     ("error", "ERROR"),
     ("attempts", "ATTEMPTS"),
     ("worker", "WORKER"),
-    ("items", "FIRST ITEM / SIZE"),
+    ("items", "ITEMS"),
     ("time", "FAILED AT"),
 )
 
@@ -266,13 +266,13 @@ class JobScreen(PolledScreen):
     def _show_ledger(self) -> None:
         rows: list[Row] = [
             (
-                str(batch.get("batch_index")),
+                _ledger_key(batch),
                 (
                     str(batch.get("batch_index")),
                     Text(str(batch.get("error") or "-"), style="red"),
                     str(batch.get("attempts", "-")),
                     str(batch.get("worker") or "-"),
-                    f"{batch.get('first_item', '-')} / {batch.get('size', '-')}",
+                    _item_span(batch.get("first_item"), batch.get("size")),
                     local_time(batch.get("failed_time")),
                 ),
             )
@@ -292,7 +292,7 @@ class JobScreen(PolledScreen):
             return None
         key = self.query_one("#ledger", KeyedTable).selected_key
         return next(
-            (b for b in self.failed_batches if str(b.get("batch_index")) == key),
+            (b for b in self.failed_batches if _ledger_key(b) == key),
             self.failed_batches[0],
         )
 
@@ -367,3 +367,16 @@ def _config_text(job: Json) -> str:
     shown["config"] = job.get("config") or {}
     text: str = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, width=100)
     return text.rstrip("\n")
+
+
+def _ledger_key(batch: Json) -> str:
+    """Return a ledger row's key: its batch, and its first item (isolated items of one batch
+    each have a row)."""
+    return f"{batch.get('batch_index')}:{batch.get('first_item')}"
+
+
+def _item_span(first: object, size: object) -> str:
+    """Return the items a failed batch holds: ``7``, or ``8-11``."""
+    if not isinstance(first, int) or not isinstance(size, int):
+        return "-"
+    return str(first) if size == 1 else f"{first}-{first + size - 1}"
