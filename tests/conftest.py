@@ -170,8 +170,9 @@ class Server:
 
     def cleanup(self) -> list[int | str]:
         """Stop the server; kill and return any worker processes or containers left behind."""
-        # Workers of ended jobs exit on their own; an aws job's queues go once they have.
-        deadline = time.monotonic() + (30 if self.backend == "aws" else 8)
+        # Workers of ended jobs exit on their own; an aws job's queues go once they have. On a
+        # loaded machine (four test workers on two cores) a worker takes seconds to start.
+        deadline = time.monotonic() + (30 if self.backend == "aws" else 20)
         while (
             self.worker_pids() or self.worker_containers() or self.aws_leftovers()
         ) and time.monotonic() < deadline:
