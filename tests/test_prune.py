@@ -313,7 +313,9 @@ def test_only_this_homes_api_images_that_nothing_runs_from_are_removed(tmp_path:
     try:
         for tags, marker in (((ours, foreign), "1"), ((in_use,), "2")):
             dockerfile = f'FROM scratch\nLABEL cortex-tui.image=api\nCMD ["{marker}"]\n'
-            image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tags[0])
+            image, _ = client.images.build(
+                fileobj=io.BytesIO(dockerfile.encode()), tag=tags[0], rm=True, forcerm=True
+            )
             for tag in tags[1:]:
                 image.tag(tag)
         for tag in (ours, in_use):  # this home built these two (it has their build logs)
