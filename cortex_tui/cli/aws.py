@@ -37,6 +37,14 @@ def add_parser(
         " cortex-tui-home=<tag>.",
     )
     actions = parser.add_subparsers(dest="aws_command", metavar="ACTION", required=True)
+    for add in (_add_setup, _add_status, _add_teardown):
+        add(actions).set_defaults(func=run)
+
+
+def _add_setup(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add ``aws setup``; return its parser."""
     setup = actions.add_parser(
         "setup",
         help="create what is missing (safe to repeat)",
@@ -61,6 +69,13 @@ def add_parser(
         help="the most vCPUs the compute environment scales to (default for a new one: 16;"
         " given for an existing one, it is changed)",
     )
+    return setup
+
+
+def _add_status(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add ``aws status``; return its parser."""
     status = actions.add_parser(
         "status",
         help="say what is there and what runs",
@@ -69,6 +84,13 @@ def add_parser(
         " resource is missing." + _CREDENTIALS,
     )
     add_settings_option(status, _SETTINGS_HELP)
+    return status
+
+
+def _add_teardown(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add ``aws teardown``; return its parser."""
     teardown = actions.add_parser(
         "teardown",
         help="delete everything setup made",
@@ -84,8 +106,7 @@ def add_parser(
         action="store_true",
         help="terminate the home's active Batch jobs and delete its SQS queues first",
     )
-    for action in (setup, status, teardown):
-        action.set_defaults(func=run)
+    return teardown
 
 
 def _vcpus(raw: str) -> int:

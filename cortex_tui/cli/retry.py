@@ -27,6 +27,13 @@ def add_parser(
     )
     parser.add_argument("api", help="the API of the job")
     parser.add_argument("job_id", help="the job whose failed batches to re-run (or latest)")
+    _add_options(parser)
+    add_output_option(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """Add what a retry may override of its job: workers, config, batches, how it runs."""
     parser.add_argument(
         "--workers", type=positive_int, metavar="N", help="workers to run (default: the job's)"
     )
@@ -65,8 +72,6 @@ def add_parser(
         action="store_true",
         help="follow the retry until it ends; exit 0 only if it succeeded",
     )
-    add_output_option(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

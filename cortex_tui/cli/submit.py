@@ -37,6 +37,14 @@ def add_parser(
         " --batch-size items worked through by --workers workers.",
     )
     parser.add_argument("api", help="the API to submit the job to")
+    _add_source_options(parser)
+    _add_job_options(parser)
+    add_output_option(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """Add where the items come from, how they are batched, and the job's config."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--items", type=Path, metavar="FILE", help="a JSON file holding a list")
     source.add_argument(
@@ -63,6 +71,10 @@ def add_parser(
         help="job config overriding the API's; the value is JSON if it parses,"
         " a dotted key nests (repeatable)",
     )
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    """Add how the job runs: its timeout, retries, isolation and backend; dry run, wait."""
     parser.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="stop the job after this many seconds"
     )
@@ -91,8 +103,6 @@ def add_parser(
         action="store_true",
         help="follow the job until it ends; exit 0 only if it succeeded",
     )
-    add_output_option(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
