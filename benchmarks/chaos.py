@@ -232,15 +232,7 @@ def chaos(plan: Plan, tmp: Path) -> int:
         line = report(checks, done, wall_s, workers_left, sum(watcher.errors.values()))
         bad = any(c.wrong or c.lost or c.twice for c in checks)
         if bad:
-            progress(f"orchestrator log ({server.log_path}), errors and restarts:")
-            for entry in log_problems(server.log_path):
-                progress(f"  | {entry}")
-            for check in checks:
-                if check.wrong or check.lost or check.twice:
-                    job_log = server.home / "logs" / check.job_id / "orchestrator.log"
-                    progress(f"job {check.job_id}'s log ({job_log}), last lines:")
-                    for entry in tail(job_log, 30):
-                        progress(f"  | {entry}")
+            show_problems(server, checks)
         if done.total < plan.kills:
             progress(
                 f"FAILED: only {done.total} of {plan.kills} kills were done: the jobs outran"
@@ -250,6 +242,19 @@ def chaos(plan: Plan, tmp: Path) -> int:
         return 1 if bad else 2 if done.total < plan.kills else 0
     finally:
         server.close()
+
+
+def show_problems(server: Server, checks: list[Any]) -> None:
+    """Print the orchestrator's errors and restarts, and the log of each job found wrong."""
+    progress(f"orchestrator log ({server.log_path}), errors and restarts:")
+    for entry in log_problems(server.log_path):
+        progress(f"  | {entry}")
+    for check in checks:
+        if check.wrong or check.lost or check.twice:
+            job_log = server.home / "logs" / check.job_id / "orchestrator.log"
+            progress(f"job {check.job_id}'s log ({job_log}), last lines:")
+            for entry in tail(job_log, 30):
+                progress(f"  | {entry}")
 
 
 def last_statuses(server: Server, jobs: dict[str, int]) -> dict[str, dict[str, Any]]:

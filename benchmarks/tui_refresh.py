@@ -120,6 +120,20 @@ def log_burst(start: int, count: int) -> list[str]:
     ]
 
 
+async def log_appends(view: LogView, per_flush: int) -> tuple[list[float], float]:
+    """Time each append of a burst of log lines, then a search over all of them."""
+    flush_times = []
+    for n in range(CYCLES):
+        lines = log_burst(n * per_flush, per_flush)
+        start = time.perf_counter()
+        view.append_raw(lines)
+        await asyncio.sleep(0)
+        flush_times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    view.pattern = "batch 77"  # search across the whole log
+    return flush_times, time.perf_counter() - start
+
+
 async def main() -> None:
     server = Server()
     transport = httpx.MockTransport(server.handle)
@@ -139,16 +153,7 @@ async def main() -> None:
         view = LogView()
         await app.screen.mount(view)
         per_flush = int(LOG_LINES_PER_S * FLUSH_S)
-        flush_times = []
-        for n in range(CYCLES):
-            lines = log_burst(n * per_flush, per_flush)
-            start = time.perf_counter()
-            view.append_raw(lines)
-            await asyncio.sleep(0)
-            flush_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        view.pattern = "batch 77"  # search across the whole log
-        search_s = time.perf_counter() - start
+        flush_times, search_s = await log_appends(view, per_flush)
     client.close()
     payload = len(json.dumps([job(i, 0) for i in range(JOBS)]))
 

@@ -238,8 +238,11 @@ def check_made(home: Home, state: dict[str, Any]) -> None:
         resourceArn=state["repository"][0]["repositoryArn"]
     )["tags"]
     assert ecr_tags == [tag]
+    check_roles(home, state["roles"], tag)
 
-    roles = state["roles"]
+
+def check_roles(home: Home, roles: dict[str, Any], tag: dict[str, str]) -> None:
+    """Check the three roles setup made: who may assume them, and least-privilege policies."""
     for kind, service in (("batch", "batch.amazonaws.com"), ("exec", TASKS), ("job", TASKS)):
         role = roles[kind]["role"]
         trust = role["AssumeRolePolicyDocument"]

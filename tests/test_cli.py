@@ -81,22 +81,10 @@ def test_deploy_says_created_then_up_to_date_then_updated(
     assert unknown.err == 'error: api "nope" is not deployed (deploy it with: cortex-tui deploy)\n'
 
 
-def test_jobs_from_submit_to_status_results_logs_and_failures(
-    server: Server, testbench: str, tmp_path: Path, tui: Cli
+def _read_back_a_succeeded_job(
+    tui: Cli, testbench: str, job: str, url: str, out_file: Path
 ) -> None:
-    items = write_items(tmp_path / "items.json", list(range(7)))
-    url = server.url
-
-    ok = tui("submit", testbench, "--items", str(items),
-             "--batch-size", "2", "--workers", "2", "--wait")  # fmt: skip
-
-    assert ok.code == 0, ok.err
-    job = job_id_of(ok.out)
-    submitted, outcome, results_hint = ok.out.splitlines()
-    assert submitted == f"submitted job {job} to testbench (4 batches, 2 workers)"
-    assert re.fullmatch(rf"job {job} succeeded: 4 of 4 batches in \S+", outcome)
-    assert results_hint == f"results: cortex-tui --server {url} results testbench {job}"
-
+    """Check what get, get -o json, results and logs say of a job of 7 items that succeeded."""
     apis = tui("get").out.splitlines()
     assert apis[1].split()[:6] == ["testbench", "process", "0", job, "succeeded", "4/4"]
 
@@ -116,7 +104,6 @@ def test_jobs_from_submit_to_status_results_logs_and_failures(
         "job_status"
     ].keys()
 
-    out_file = tmp_path / "results.jsonl"
     written = tui("results", testbench, job, "-o", str(out_file))
     assert (written.code, written.err) == (0, f"wrote 7 results to {out_file}\n")
     lines = [json.loads(line) for line in out_file.read_text().splitlines()]
@@ -127,6 +114,25 @@ def test_jobs_from_submit_to_status_results_logs_and_failures(
     assert any(" [orchestrator] " in line for line in logs)
     w1_only = tui("logs", testbench, job, "--worker", "w1").out.splitlines()
     assert w1_only and all(" [w1] " in line for line in w1_only)
+
+
+def test_jobs_from_submit_to_status_results_logs_and_failures(
+    server: Server, testbench: str, tmp_path: Path, tui: Cli
+) -> None:
+    items = write_items(tmp_path / "items.json", list(range(7)))
+    url = server.url
+
+    ok = tui("submit", testbench, "--items", str(items),
+             "--batch-size", "2", "--workers", "2", "--wait")  # fmt: skip
+
+    assert ok.code == 0, ok.err
+    job = job_id_of(ok.out)
+    submitted, outcome, results_hint = ok.out.splitlines()
+    assert submitted == f"submitted job {job} to testbench (4 batches, 2 workers)"
+    assert re.fullmatch(rf"job {job} succeeded: 4 of 4 batches in \S+", outcome)
+    assert results_hint == f"results: cortex-tui --server {url} results testbench {job}"
+
+    _read_back_a_succeeded_job(tui, testbench, job, url, tmp_path / "results.jsonl")
 
     not_running = tui("delete", testbench, job)
     assert (not_running.code, not_running.out) == (1, "")

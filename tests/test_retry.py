@@ -8,6 +8,7 @@ through the CLI. The testbench predictor fails the batches holding an item of it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -205,51 +206,51 @@ def test_the_cli_retries_waits_and_merges_the_results(
     assert again.err == f"error: job {child} has no failed batches: nothing to retry\n"
 
 
+async def _until(app: Any, condition: Callable[[], bool]) -> None:
+    """Wait (up to 20 s) until ``condition()`` holds in a running app."""
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not true after 20s: screen {app.screen!r}")
+
+
+async def _retry_in_the_tui(app: Any, api: str, parent: str) -> tuple[str, str]:
+    """Press R on the parent's job view (and y); return the screen then shown and the
+    confirmation's title (the new job's id, or the view's name when nothing opened)."""
+    from textual.widgets import Static
+
+    from cortex_tui.tui.confirm_screen import ConfirmScreen
+    from cortex_tui.tui.job_screen import JobScreen
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.push_screen(JobScreen(api, parent))
+        await _until(app, lambda: getattr(app.screen, "job", None) is not None)
+        await pilot.press("R")
+        if app.readonly:
+            await pilot.pause()
+            return type(app.screen).__name__, ""
+        await _until(app, lambda: isinstance(app.screen, ConfirmScreen))
+        title = str(app.screen.query_one("#title", Static).render())
+        await pilot.press("y")
+        await _until(app, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id != parent)
+        return str(app.screen.job_id), title
+
+
 def test_the_tuis_job_view_retries_the_failures_and_opens_the_retry(
     server: Server, testbench: str
 ) -> None:
-    import asyncio
-
-    from textual.widgets import Static
-
     from cortex_tui.client import CortexClient
     from cortex_tui.tui import CortexApp
-    from cortex_tui.tui.confirm_screen import ConfirmScreen
-    from cortex_tui.tui.job_screen import JobScreen
 
     parent = failing_job(server, testbench)
     apps = [
         CortexApp(CortexClient(server.url, timeout=10, token=server.token), refresh_s=0.5, **kw)
         for kw in ({}, {"readonly": True})
     ]
-
-    async def until(app: CortexApp, condition: Callable[[], bool]) -> None:
-        for _ in range(400):
-            if condition():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"not true after 20s: screen {app.screen!r}")
-
-    async def retry_in(app: CortexApp) -> tuple[str, str]:
-        async with app.run_test(size=(160, 48)) as pilot:
-            app.push_screen(JobScreen(testbench, parent))
-            await until(app, lambda: getattr(app.screen, "job", None) is not None)
-            await pilot.press("R")
-            if app.readonly:
-                await pilot.pause()
-                return type(app.screen).__name__, ""
-            await until(app, lambda: isinstance(app.screen, ConfirmScreen))
-            title = str(app.screen.query_one("#title", Static).render())
-            await pilot.press("y")
-            await until(
-                app, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id != parent
-            )
-            assert isinstance(app.screen, JobScreen)
-            return app.screen.job_id, title
-
     try:
-        child, title = asyncio.run(retry_in(apps[0]))
-        refused, _ = asyncio.run(retry_in(apps[1]))
+        child, title = asyncio.run(_retry_in_the_tui(apps[0], testbench, parent))
+        refused, _ = asyncio.run(_retry_in_the_tui(apps[1], testbench, parent))
     finally:
         for app in apps:
             app.client.close()
