@@ -83,6 +83,25 @@ def test_the_job_view_stacks_its_tables_with_whole_headers() -> None:
     run(scenario, size=NARROW)
 
 
+def test_the_job_view_offers_stop_while_a_job_runs_and_retry_once_it_failed() -> None:
+    async def footer_of(app: CortexApp, pilot: Pilot[None], job_id: str) -> list[str]:
+        app.push_screen(JobScreen(tui_stub.API, job_id))
+        await until(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job is not None)
+        await pilot.pause(0.1)
+        footer = await offered(app, pilot)
+        app.pop_screen()
+        return footer
+
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        running = await footer_of(app, pilot, tui_stub.RUNNING)
+        failed = await footer_of(app, pilot, tui_stub.FAILED)
+        assert "s" in running and "R" not in running
+        assert "R" in failed and "s" not in failed  # it fits 80 columns
+        assert failed[-2:] == ["q", "question_mark"]
+
+    run(scenario, size=NARROW)
+
+
 def test_the_submit_form_scrolls_to_its_buttons() -> None:
     async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
         await pilot.press("n")

@@ -74,9 +74,9 @@ class JobScreen(PolledScreen):
         Binding("l", "logs", "Logs"),
         Binding("o", "results", "Results"),
         Binding("s", "stop", "Stop job"),
+        Binding("R", "retry", "Retry failed"),  # offered instead of s once the job ended
         Binding("t", "traceback", "Traceback"),
         Binding("n", "submit", "Submit job"),
-        Binding("R", "retry", "Retry failed"),
         Binding("r", "refresh", "Refresh"),
     ]
     REFUSED_WHEN_READONLY = {
