@@ -314,3 +314,23 @@ def test_a_dry_run_retry_says_what_would_run_and_submits_nothing(
     assert dry.json()["dry_run"] is True
     assert (dry.json()["source"]["batches"], dry.json()["source"]["items"]) == (3, 6)
     assert len(server.http.get(f"/{testbench}").json()["jobs"]) == jobs_before
+
+
+def test_a_job_stopped_while_isolating_retries_the_items_already_found_failing(
+    server: Server, testbench: str
+) -> None:
+    # Item 0 is isolated within seconds; the rest of the search (a second a call) is cut
+    # short by the stop, so no batch counts as failed yet: only the item does.
+    body = items_job(list(range(8)), batch_size=8, workers=1, retries=0,
+                     config={"fail_items": [0], "sleep_s": 1.0})  # fmt: skip
+    parent = server.submit(testbench, {**body, "isolate_failures": True})["job_id"]
+    server.wait_for(testbench, parent, lambda s: s["item_metrics"]["failed"] == 1, timeout=60)
+    server.http.delete(f"/{testbench}/{parent}")
+    stopped = server.wait_workers_gone(testbench, parent)
+    assert stopped["batch_metrics"]["failed"] == 0, stopped  # the search was cut short
+
+    child = retry(server, testbench, parent, {"config": {"fail_items": []}})
+
+    assert child.status_code == 200, child.text
+    assert child.json()["source"]["items"] == 1
+    assert server.wait(testbench, child.json()["job_id"])["status"] == "status_succeeded"

@@ -147,6 +147,7 @@ class JobScreen(PolledScreen):
         job = self.job or {}
         ended = is_terminal(job.get("status"))
         failed = int((job.get("batch_metrics") or {}).get("failed") or 0)
+        failed += int((job.get("item_metrics") or {}).get("failed") or 0)
         return {"stop": not ended, "retry": ended and failed > 0}
 
     def show(self, data: Any) -> None:
@@ -319,15 +320,18 @@ class JobScreen(PolledScreen):
         if job is None or self.cortex.refuse_if_readonly("retrying failed batches"):
             return
         failed = int((job.get("batch_metrics") or {}).get("failed") or 0)
+        items = int((job.get("item_metrics") or {}).get("failed") or 0)
         if not is_terminal(job.get("status")):
             self.notify("the job is still running: wait for it to end (or stop it with s)")
-        elif not failed:
+        elif not failed and not items:
             self.notify(f"job {self.job_id} has no failed batches: nothing to retry")
         else:
-            plural = "batch" if failed == 1 else "batches"
+            what = f"{failed} failed batch{'' if failed == 1 else 'es'}"
+            if not failed:  # stopped while isolating: only items are known to have failed
+                what = f"{items} failed item{'' if items == 1 else 's'}"
             self.app.push_screen(
                 ConfirmScreen(
-                    f"Retry {failed} failed {plural} of job {self.job_id}?",
+                    f"Retry {what} of job {self.job_id}?",
                     "A new job re-runs them with this job's config; its results fill in this"
                     " job's failures (results --merge-retries).",
                     "Retry",

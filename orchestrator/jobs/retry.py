@@ -74,14 +74,16 @@ def retry_job(
 
 
 def _check_retryable(parent: Job) -> None:
-    """Refuse a job still in progress, and one with no failed batch (saying why)."""
+    """Refuse a job still in progress, and one with nothing failed (saying why): no failed
+    batch, and no item isolation already found failing (a job stopped mid-search has such
+    items before their batch counts as failed)."""
     status = JobStatus(parent.status)
     if not status.is_terminal:
         raise Conflict(
             f"job {parent.job_id} is still {status.value}: wait for it to end (or stop it with"
             f" cortex-tui delete {parent.api_name} {parent.job_id}), then retry its failed batches"
         )
-    if parent.failed:
+    if parent.failed or parent.items_failed:
         return
     message = f"job {parent.job_id} has no failed batches: nothing to retry"
     unfinished = parent.total - parent.succeeded
