@@ -105,13 +105,14 @@ def scrape(ctx: Context) -> str:
     return out.text()
 
 
-#: Per job: (metric name, kind, help, the counter of the job row it reads).
+#: Per job: (metric name, kind, help, the counter of the job row it reads). The gauges are
+#: those of jobs in progress only: an ended job's unrun batches wait for nothing.
 _PER_JOB = (
     ("batches_enqueued_total", "counter", "Batches enqueued (the job's total)", "total"),
     ("batches_succeeded_total", "counter", "Batches that succeeded", "succeeded"),
     ("batches_failed_total", "counter", "Batches that failed after their retries", "failed"),
-    ("batches_in_flight", "gauge", "Batches leased to a worker now", "leased"),
-    ("batches_queued", "gauge", "Batches waiting in the job's queue (its depth)", "queued"),
+    ("batches_in_flight", "gauge", "Batches leased to a worker now (jobs in progress)", "leased"),
+    ("batches_queued", "gauge", "Batches waiting in a job's queue (jobs in progress)", "queued"),
 )
 
 
@@ -127,8 +128,13 @@ def _job_families(out: Exposition, jobs: list[JobCounters]) -> None:
         (({"status": status}, count) for status, count in by_status.items()),
     )
     labels = [label_text({"api": job.api_name, "job": job.job_id}) for job in jobs]
+    running = [not JobStatus(job.status).is_terminal for job in jobs]
     for name, kind, help_text, column in _PER_JOB:
-        samples = zip(labels, (getattr(job, column) for job in jobs), strict=True)
+        samples = [
+            (label, getattr(job, column))
+            for label, job, live in zip(labels, jobs, running, strict=True)
+            if kind == "counter" or live
+        ]
         out.family_of_labelled(f"{PREFIX}{name}", kind, help_text, samples)
 
 
