@@ -261,3 +261,15 @@ def test_a_remote_workers_gpu_samples_are_kept_and_bad_ones_refused(ctx: Context
     with ctx.store.session() as session:
         [worker] = worker_queries.of_job(session, JOB)
     assert worker.gpus == [sample]
+
+
+def test_a_heartbeat_with_bad_gpu_samples_still_keeps_its_leases(ctx: Context) -> None:
+    w0 = new_worker(ctx)
+    batch = lease_one(ctx, w0, now=0.0)
+
+    answer = handlers.heartbeat(ctx, w0, {"batch_ids": [batch], "gpus": "all of them"})
+
+    assert answer["held"] == 1  # the samples are dropped (and logged), the lease kept
+    with ctx.store.session() as session:
+        [worker] = worker_queries.of_job(session, JOB)
+    assert worker.gpus is None

@@ -162,7 +162,10 @@ def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
     """Extend the leases the worker says it holds, keep its GPUs' latest samples; tell it
     whether its job goes on."""
     batch_ids = _batch_ids(body, "batch_ids")
-    gpus = parse_gpus(body)
+    try:
+        gpus, dropped = parse_gpus(body), None
+    except InvalidRequest as e:  # samples are a nicety: the leases must still be kept
+        gpus, dropped = None, e.message
     now = ctx.clock()
     with ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
@@ -172,6 +175,8 @@ def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
         visibility = ctx.settings.visibility_timeout_s
         held = queue.heartbeat(conn, job_id, worker_id, batch_ids, now, visibility)
         status = job_queries.status_of(conn, job_id)
+    if dropped is not None:
+        ctx.log_event(job_id, f"worker {short_name(worker_id)}'s GPU samples dropped: {dropped}")
     return {"held": held, "job_status": status}
 
 
