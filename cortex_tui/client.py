@@ -230,9 +230,11 @@ class CortexClient:
             "POST", f"{_job_path(api, job_id)}/retry", json=body or {}, timeout=SLOW_TIMEOUT
         )
 
-    def failed(self, api: str, job_id: str) -> Json:
-        """Return ``{"job_id", "failed_batches": [...]}``, the failed-batch ledger."""
-        return self._json("GET", f"{_job_path(api, job_id)}/failed")
+    def failed(self, api: str, job_id: str, limit: int | None = None) -> Json:
+        """Return ``{"job_id", "failed_batches": [...]}``, the failed-batch ledger (its first
+        ``limit`` entries; the server's default is 1,000)."""
+        params = {} if limit is None else {"limit": limit}
+        return self._json("GET", f"{_job_path(api, job_id)}/failed", params=params)
 
     def workers(self, api: str, job_id: str) -> Json:
         """Return ``{"workers": [...]}``: each worker's state and how it ended."""

@@ -13,6 +13,8 @@ from cortex_tui.job_status import JobStatus
 from cortex_tui.progress import ProgressBar, live_output
 
 POLL_S = 0.5
+#: The most ledger entries the server gives in one answer (its `limit` bound).
+MAX_LEDGER = 1_000_000
 
 
 class Job:
@@ -81,9 +83,11 @@ class Job:
                 yield json.loads(line)
 
     def failed(self) -> list[dict[str, Any]]:
-        """Return the failed-batch ledger: per failed batch, its ``batch_index``,
-        ``first_item``, ``size``, ``payload``, ``attempts``, ``error`` and ``traceback``."""
-        ledger: list[dict[str, Any]] = self._http.failed(self.api, self.id)["failed_batches"]
+        """Return the whole failed-batch ledger (up to 1,000,000 entries): per failed batch
+        (or item isolated as failing), its ``batch_index``, ``first_item``, ``size``,
+        ``payload``, ``attempts``, ``error`` and ``traceback``."""
+        answer = self._http.failed(self.api, self.id, limit=MAX_LEDGER)
+        ledger: list[dict[str, Any]] = answer["failed_batches"]
         return ledger
 
     def stop(self) -> str:
