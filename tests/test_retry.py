@@ -334,3 +334,20 @@ def test_a_job_stopped_while_isolating_retries_the_items_already_found_failing(
     assert child.status_code == 200, child.text
     assert child.json()["source"]["items"] == 1
     assert server.wait(testbench, child.json()["job_id"])["status"] == "status_succeeded"
+
+
+def test_the_merged_results_hint_of_a_retry_of_a_retry_names_the_first_job(
+    server: Server, testbench: str, server_cli: Cli
+) -> None:
+    parent = failing_job(server, testbench)
+    child = retry(server, testbench, parent).json()["job_id"]  # same config: fails again
+    server.wait(testbench, child)
+
+    again = server_cli("retry", testbench, child)
+
+    assert again.code == 0, again.err
+    assert (
+        f"\nmerged results: cortex-tui --server {server.url} results {testbench} {parent}"
+        " --merge-retries\n" in again.out
+    ), again.out
+    server.wait(testbench, again.out.split()[2])

@@ -9,6 +9,7 @@ from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.items import parse_config
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.submit import AUTH_HEADER, positive_int, wait_and_report
+from cortex_tui.client import CortexClient
 
 
 def add_parser(
@@ -94,10 +95,21 @@ def run(args: argparse.Namespace) -> int:
             )
             if not args.wait:
                 print(f"follow it: {hint(args, 'get', args.api, job_id, '--watch')}")
-                merged = hint(args, "results", args.api, job["parent_job_id"], "--merge-retries")
+                root = first_of_family(client, args.api, job["parent_job_id"])
+                merged = hint(args, "results", args.api, root, "--merge-retries")
                 print(f"merged results: {merged}")
                 print(f"job status: curl {AUTH_HEADER} {client.base_url}/{args.api}/{job_id}")
         return wait_and_report(args, client, job_id, as_json) if args.wait else 0
+
+
+def first_of_family(client: CortexClient, api: str, job_id: str) -> str:
+    """Return the job a chain of retries started from (whose merged results hold them all)."""
+    for _ in range(1000):  # a chain is as long as the retries made; this bounds a cycle
+        parent = client.get_job(api, job_id)["job_status"].get("parent_job_id")
+        if not parent:
+            break
+        job_id = str(parent)
+    return job_id
 
 
 def build_body(args: argparse.Namespace) -> dict[str, Any]:
