@@ -63,7 +63,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--isolate-failures",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="split a batch that fails again in halves until each failing item stands alone"
         " (default: as the job did)",

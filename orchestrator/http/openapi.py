@@ -186,9 +186,9 @@ REPLAY: dict[str, Any] = {
         "predictor": {"type": "object", "required": ["path"]},
         "env_names": {"type": "array", "items": {"type": "string"}},
         "env_file": {
-            "type": "string",
+            "type": ["string", "null"],
             "description": "A file of the orchestrator's user holding predictor.env's values"
-            " (JSON); read it, then remove it",
+            " (JSON; null when it has none); read it, then remove it",
         },
         "config": {"type": "object", "description": "The job's merged config"},
         "job_spec": {"type": "object"},

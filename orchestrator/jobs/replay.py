@@ -58,7 +58,7 @@ def replay_spec(ctx: Context, api_name: str, job_id: str, index: int) -> dict[st
         "project_dir": str(snapshot),
         "predictor": spec["predictor"],
         "env_names": sorted(env),
-        "env_file": str(_env_file(ctx.settings.home / "replay", env)),
+        "env_file": str(_env_file(ctx.settings.home / "replay", env)) if env else None,
         "config": spec["config"],
         "job_spec": spec["job_spec"],
         "batch_index": index,
