@@ -273,3 +273,19 @@ def test_a_heartbeat_with_bad_gpu_samples_still_keeps_its_leases(ctx: Context) -
     with ctx.store.session() as session:
         [worker] = worker_queries.of_job(session, JOB)
     assert worker.gpus is None
+
+
+def test_a_failure_reported_after_the_batch_went_to_another_worker_is_ignored(
+    ctx: Context,
+) -> None:
+    batch = lease_one(ctx, "w0", now=0.0)
+    with ctx.store.write() as conn:
+        queue.expire_leases(conn, JOB, now=11.0)  # w0's lease ran out
+    assert lease_one(ctx, "w1", now=12.0) == batch
+
+    with ctx.store.write() as conn:  # w0's predict raised after all: w1 runs the batch now
+        state = queue.ack_failure(conn, JOB, queue.Failure(batch, "E", "tb"), "w0", 0, 13.0)
+
+    assert state is None
+    assert counters(ctx) == {"total": 3, "queued": 2, "leased": 1, "succeeded": 0, "failed": 0}
+    assert ack(ctx, batch, 14.0) == 1  # w1's success counts

@@ -185,11 +185,12 @@ def ack_failure(
     job that isolates failures, split it in halves while its bound allows: ``isolation``;
     parts are not retried).
 
-    Returns the batch's new state, or None if it had already finished.
+    Returns the batch's new state, or None if it had already finished, or if another
+    worker holds it now (this worker's lease ran out: the holder's outcome will count).
     """
     batch_id, error, traceback = failure.batch_id, failure.error, failure.traceback
     previous = _open_states(conn, job_id, [batch_id]).get(batch_id)
-    if previous is None:
+    if previous is None or (previous == BatchState.LEASED and _holder(conn, batch_id) != worker_id):
         return None
     errors, size, root_id = conn.exec_driver_sql(
         "UPDATE batch SET errors = errors + 1, error = ?, traceback = ?, worker_id = ?"
@@ -242,6 +243,12 @@ def _requeue(conn: Connection, job_id: str, where: str, params: tuple[object, ..
     if result.rowcount:
         _shift(conn, job_id, leased=-result.rowcount, queued=+result.rowcount)
     return int(result.rowcount)
+
+
+def _holder(conn: Connection, batch_id: int) -> str | None:
+    """Return the worker a batch is leased to (by primary key)."""
+    row = conn.exec_driver_sql("SELECT worker_id FROM batch WHERE id = ?", (batch_id,)).first()
+    return None if row is None else row[0]
 
 
 def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
