@@ -289,19 +289,29 @@ def test_get_starts_the_embedded_server_and_down_stops_it(tmp_path: Path) -> Non
             os.kill(pid, signal.SIGKILL)
 
 
+class EmbeddedCli:
+    """Run ``cortex-tui --server URL ARGS`` in a process of its own, for ``home``, whose
+    embedded orchestrator listens on a free loopback port (``url``)."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CORTEX_TUI_SERVER", "CORTEX_TUI_TOKEN")
+        }
+        self.env["CORTEX_TUI_HOME"] = str(home)
+        self.url = f"http://127.0.0.1:{free_port()}"
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cortex_tui", "--server", self.url, *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+
+
 def test_down_names_running_jobs_and_reading_does_not_start_it_again(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("CORTEX_TUI_SERVER", "CORTEX_TUI_TOKEN")
-    }
-    env["CORTEX_TUI_HOME"] = str(home)
-    url = f"http://127.0.0.1:{free_port()}"
-
-    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cortex_tui", "--server", url, *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
-        )  # fmt: skip
+    cortex_tui = EmbeddedCli(home)
 
     items = write_items(tmp_path / "items.json", list(range(200)))
     try:
@@ -377,17 +387,8 @@ def test_up_starts_the_embedded_server_with_settings(tmp_path: Path) -> None:
     home, data = tmp_path / "home", tmp_path / "data"
     data.mkdir()
     (data / "items.jsonl").write_text("1\n2\n")
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("CORTEX_TUI_SERVER", "CORTEX_TUI_TOKEN")
-    }
-    env["CORTEX_TUI_HOME"] = str(home)
-    url = f"http://127.0.0.1:{free_port()}"
-
-    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cortex_tui", "--server", url, *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+    cortex_tui = EmbeddedCli(home)
+    url = cortex_tui.url
 
     up = cortex_tui("up", "--set", f"source_roots={data}")
     try:
