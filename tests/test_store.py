@@ -289,3 +289,14 @@ def test_a_failure_reported_after_the_batch_went_to_another_worker_is_ignored(
     assert state is None
     assert counters(ctx) == {"total": 3, "queued": 2, "leased": 1, "succeeded": 0, "failed": 0}
     assert ack(ctx, batch, 14.0) == 1  # w1's success counts
+
+
+def test_acks_reach_the_metrics_once_their_write_committed(ctx: Context) -> None:
+    with pytest.raises(RuntimeError), handlers._observed_once_committed(ctx) as observe:
+        observe(0.5, 0.1)
+        raise RuntimeError("the write failed, and will be done again")
+    with handlers._observed_once_committed(ctx) as observe:
+        observe(0.5, 0.1)
+
+    assert ctx.telemetry.predict.read()[2] == 1  # the rolled-back one never counted
+    assert ctx.telemetry.lease_to_ack.read()[2] == 1

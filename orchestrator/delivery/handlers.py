@@ -8,8 +8,10 @@ it was handed with (``orchestrator.auth``): a worker can settle only its own bat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -104,14 +106,14 @@ def next_task(ctx: Context, worker_id: str, body: Json) -> Json:
     """
     request = parse_next(ctx, worker_id, body)
     now = ctx.clock()
-    with ctx.store.write() as conn:
+    with _observed_once_committed(ctx) as observe, ctx.store.write() as conn:
         job_id = worker_queries.job_of(conn, worker_id)
         job = None if job_id is None else job_queries.status_and_retries(conn, job_id)
         if job_id is None or job is None:  # purged while the worker was stopping
             return {"task": Task.EXIT, "reason": "the job no longer exists"}
         status, retries = job
         worker_queries.touch(conn, worker_id, now)
-        _record(conn, job_id, worker_id, request, retries, now, ctx.telemetry.observe_ack)
+        _record(conn, job_id, worker_id, request, retries, now, observe)
         if status != JobStatus.RUNNING:
             return {"task": Task.EXIT, "reason": f"the job is {status}"}
         if request.stopping:
@@ -221,7 +223,7 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
     """
     event = parse_remote_next(body)
     now = ctx.clock()
-    with ctx.store.write() as conn:
+    with _observed_once_committed(ctx) as observe, ctx.store.write() as conn:
         job_id = _worker_job(conn, worker_id)
         job = job_queries.status_and_retries(conn, job_id)
         if job is None:
@@ -246,7 +248,7 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
             state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
             if state == BatchState.QUEUED:
                 queue.republish(conn, failure.batch_id)
-        queue.ack_successes(conn, job_id, event.successes, now, ctx.telemetry.observe_ack)
+        queue.ack_successes(conn, job_id, event.successes, now, observe)
         released = [b for b, attempt in event.release if current(b, attempt)]
         queue.release(conn, job_id, worker_id, released)
 
@@ -430,3 +432,13 @@ def _worker_job(conn: Connection, worker_id: str) -> str:
     if job_id is None:
         raise NotFound(f'worker "{worker_id}" is unknown')
     return job_id
+
+
+@contextlib.contextmanager
+def _observed_once_committed(ctx: Context) -> Iterator[queue.AckObserver]:
+    """Yield an observer of the acks a write counts; they reach the metrics only once the
+    write committed (a write rolled back and done again must not count them twice)."""
+    seen: list[tuple[float | None, float]] = []
+    yield lambda lease_to_ack_s, predict_s: seen.append((lease_to_ack_s, predict_s))
+    for lease_to_ack_s, predict_s in seen:
+        ctx.telemetry.observe_ack(lease_to_ack_s, predict_s)

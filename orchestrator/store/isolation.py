@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
@@ -73,25 +72,6 @@ def calls_factor(conn: Connection, job_id: str, size: int, root_id: int | None) 
         "SELECT isolate_failures, isolation_calls_factor FROM job WHERE job_id = ?", (job_id,)
     ).one()
     return float(factor) if isolate else None
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What counting a batch's end needs: its size, and the root it is a part of (if any)."""
-
-    size: int
-    root_id: int | None
-
-
-def shapes(conn: Connection, batch_ids: list[int]) -> dict[int, Shape]:
-    """Return the size and root of each batch, by primary key."""
-    if not batch_ids:
-        return {}
-    marks = ",".join("?" * len(batch_ids))
-    rows = conn.exec_driver_sql(
-        f"SELECT id, size, root_id FROM batch WHERE id IN ({marks})", tuple(batch_ids)
-    ).all()
-    return {int(row[0]): Shape(int(row[1]), row[2]) for row in rows}
 
 
 def fail(

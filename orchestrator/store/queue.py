@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -135,7 +136,7 @@ def ack_successes(
     if not successes:
         return 0
     opened = _open_rows(conn, job_id, [s.batch_id for s in successes])
-    states = {batch_id: state for batch_id, (state, _) in opened.items()}
+    states = {batch_id: row.state for batch_id, row in opened.items()}
     unique = {s.batch_id: s for s in successes}.values()  # one batch named twice counts once
     counted = [s for s in unique if s.batch_id in states]
     if not counted:
@@ -146,8 +147,7 @@ def ack_successes(
         [(s.duration, s.result_json, now, s.batch_id) for s in counted],
     )
     was_queued = sum(1 for s in counted if states[s.batch_id] == BatchState.QUEUED)
-    shapes = isolation.shapes(conn, [s.batch_id for s in counted])
-    roots = {s.batch_id: r for s in counted if (r := shapes[s.batch_id].root_id) is not None}
+    roots = {s.batch_id: r for s in counted if (r := opened[s.batch_id].root_id) is not None}
     own = [s for s in counted if s.batch_id not in roots]  # parts count in their roots
     parts = [(s.batch_id, s.duration) for s in counted if s.batch_id in roots]
     deltas = isolation.parts_succeeded(conn, parts, roots, now)
@@ -158,13 +158,13 @@ def ack_successes(
             "leased": was_queued - len(counted),
             "succeeded": len(own),
             "time_sum": sum(s.duration for s in own),
-            "items_succeeded": sum(shapes[s.batch_id].size for s in counted),
+            "items_succeeded": sum(opened[s.batch_id].size for s in counted),
         },
     )
     _shift(conn, job_id, **deltas)
     if observe is not None:
         for s in counted:
-            leased_time = opened[s.batch_id][1]
+            leased_time = opened[s.batch_id].leased_time
             observe(None if leased_time is None else max(0.0, now - leased_time), s.duration)
     return len(counted)
 
@@ -253,25 +253,36 @@ def _holder(conn: Connection, batch_id: int) -> str | None:
 
 def _open_states(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, str]:
     """Return the batches among ``batch_ids`` that are still queued or leased, with their state."""
-    return {batch_id: state for batch_id, (state, _) in _open_rows(conn, job_id, batch_ids).items()}
+    return {batch_id: row.state for batch_id, row in _open_rows(conn, job_id, batch_ids).items()}
 
 
-def _open_rows(
-    conn: Connection, job_id: str, batch_ids: list[int]
-) -> dict[int, tuple[str, float | None]]:
-    """Return the batches among ``batch_ids`` that are still queued or leased, with their
-    state and when their lease began.
+class OpenRow(NamedTuple):
+    """What counting the end of a batch still open needs."""
+
+    state: str
+    leased_time: float | None  # when its lease began
+    size: int
+    root_id: int | None  # the job's batch it is a part of (isolation), if any
+
+
+def _open_rows(conn: Connection, job_id: str, batch_ids: list[int]) -> dict[int, OpenRow]:
+    """Return the batches among ``batch_ids`` that are still queued or leased: their state,
+    when their lease began, their size and their root.
 
     Looked up by primary key only: a condition on the job and state would let SQLite walk
     the (job, state) index over every open batch of the job instead, on every ack.
     """
     marks = ",".join("?" * len(batch_ids))
     rows = conn.exec_driver_sql(
-        f"SELECT id, job_id, state, leased_time FROM batch WHERE id IN ({marks})",
+        f"SELECT id, job_id, state, leased_time, size, root_id FROM batch WHERE id IN ({marks})",
         tuple(batch_ids),
     ).all()
     open_ = (BatchState.QUEUED, BatchState.LEASED)
-    return {row[0]: (row[2], row[3]) for row in rows if row[1] == job_id and row[2] in open_}
+    return {
+        row[0]: OpenRow(row[2], row[3], int(row[4]), row[5])
+        for row in rows
+        if row[1] == job_id and row[2] in open_
+    }
 
 
 def _shift(conn: Connection, job_id: str, **deltas: float) -> None:
