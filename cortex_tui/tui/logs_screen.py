@@ -4,30 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.banner import ConnectionBanner
 from cortex_tui.tui.cells import is_terminal
-from cortex_tui.tui.key_footer import KeyFooter
 from cortex_tui.tui.log_view import LogView
-from cortex_tui.tui.title_bar import TitleBar
+from cortex_tui.tui.view_screen import ViewScreen
 
 if TYPE_CHECKING:
-    from cortex_tui.tui.app import CortexApp
+    pass
 
 FLUSH_S = 0.1  # lines are added to the view at most this often, however fast they come
 FLUSH_BUDGET_S = 0.02  # with at most this much UI time per flush
 FLUSH_CHUNK = 250
 
 
-class LogsScreen(Screen[None]):
+class LogsScreen(ViewScreen):
     """The logs of one job, streamed from the follow endpoint until the job ends."""
 
     HELP = (
@@ -65,22 +63,14 @@ class LogsScreen(Screen[None]):
         self._received = 0
 
     @property
-    def cortex(self) -> CortexApp:
-        """Return the app, typed."""
-        return cast("CortexApp", self.app)
-
-    @property
     def view(self) -> LogView:
         """Return the log view."""
         return self.query_one(LogView)
 
-    def compose(self) -> ComposeResult:
-        yield TitleBar()
-        yield ConnectionBanner()
+    def compose_body(self) -> ComposeResult:
         yield LogView(id="log")
         yield Static("", id="status", markup=False)
         yield Input(placeholder="search (enter to find, escape to cancel)", id="search")
-        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = self.cortex.view_title(f"Logs of {self.job_id}")

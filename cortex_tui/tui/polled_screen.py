@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 
 from cortex_tui.client import CortexClient
 from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.banner import ConnectionBanner
 from cortex_tui.tui.cells import is_terminal, remaining_batches
 from cortex_tui.tui.confirm_screen import ConfirmScreen
-from cortex_tui.tui.key_footer import KeyFooter
 from cortex_tui.tui.keyed_table import KeyedTable
 from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.messages import DataFetched, FetchFailed, JobStopped
-from cortex_tui.tui.title_bar import TitleBar
+from cortex_tui.tui.view_screen import ViewScreen
 
 if TYPE_CHECKING:
-    from cortex_tui.tui.app import CortexApp
+    pass
 
 
-class PolledScreen(Screen[None]):
+class PolledScreen(ViewScreen):
     """Base of the APIs, jobs and job screens.
 
     Subclasses implement ``fetch`` (runs in a worker thread, may do blocking I/O through
@@ -43,21 +41,6 @@ class PolledScreen(Screen[None]):
         super().__init__()
         self._in_flight = False
         self.narrow = False
-
-    @property
-    def cortex(self) -> CortexApp:
-        """Return the app, typed."""
-        return cast("CortexApp", self.app)
-
-    def compose(self) -> ComposeResult:
-        yield TitleBar()
-        yield ConnectionBanner()
-        yield from self.compose_body()
-        yield KeyFooter()
-
-    def compose_body(self) -> ComposeResult:
-        """Yield the widgets between the banner and the footer."""
-        yield from ()
 
     def fetch(self, client: CortexClient) -> Any:
         """Return what the screen shows; called in a worker thread."""

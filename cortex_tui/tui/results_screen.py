@@ -7,31 +7,29 @@ import tempfile
 import time
 from array import array
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from cortex_tui.errors import CortexTuiError
 from cortex_tui.tui.banner import ConnectionBanner
-from cortex_tui.tui.key_footer import KeyFooter
-from cortex_tui.tui.title_bar import TitleBar
+from cortex_tui.tui.view_screen import ViewScreen
 
 if TYPE_CHECKING:
-    from cortex_tui.tui.app import CortexApp
+    pass
 
 PAGE = 100  # results on a page
 RESULT_CELLS = 200  # a longer result is cut in the view (saved whole)
 _PROGRESS_S = 0.25  # how often the loader says how far it got
 
 
-class ResultsScreen(Screen[None]):
+class ResultsScreen(ViewScreen):
     """The results of one job, streamed once into a file on disk and shown from there by
     page, so a job of a million results costs the view one page of rows."""
 
@@ -82,17 +80,9 @@ class ResultsScreen(Screen[None]):
         self._spool = Path(self._spool_dir.name) / "results.jsonl"
         self._shown: tuple[int, int] = (-1, -1)
 
-    @property
-    def cortex(self) -> CortexApp:
-        """Return the app, typed."""
-        return cast("CortexApp", self.app)
-
-    def compose(self) -> ComposeResult:
-        yield TitleBar()
-        yield ConnectionBanner()
+    def compose_body(self) -> ComposeResult:
         yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status", markup=False)
-        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = self.cortex.view_title(f"Results of {self.job_id}")
