@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +205,6 @@ def test_the_cli_retries_waits_and_merges_the_results(
     assert again.err == f"error: job {child} has no failed batches: nothing to retry\n"
 
 
-async def _until(app: Any, condition: Callable[[], bool]) -> None:
-    """Wait (up to 20 s) until ``condition()`` holds in a running app."""
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not true after 20s: screen {app.screen!r}")
-
-
 async def _retry_in_the_tui(app: Any, api: str, parent: str) -> tuple[str, str]:
     """Press R on the parent's job view (and y); return the screen then shown and the
     confirmation's title (the new job's id, or the view's name when nothing opened)."""
@@ -222,18 +212,21 @@ async def _retry_in_the_tui(app: Any, api: str, parent: str) -> tuple[str, str]:
 
     from cortex_tui.tui.confirm_screen import ConfirmScreen
     from cortex_tui.tui.job_screen import JobScreen
+    from tests.tui_stub import until
 
     async with app.run_test(size=(160, 48)) as pilot:
         app.push_screen(JobScreen(api, parent))
-        await _until(app, lambda: getattr(app.screen, "job", None) is not None)
+        await until(pilot, lambda: getattr(app.screen, "job", None) is not None)
         await pilot.press("R")
         if app.readonly:
             await pilot.pause()
             return type(app.screen).__name__, ""
-        await _until(app, lambda: isinstance(app.screen, ConfirmScreen))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         title = str(app.screen.query_one("#title", Static).render())
         await pilot.press("y")
-        await _until(app, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id != parent)
+        await until(
+            pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id != parent
+        )
         return str(app.screen.job_id), title
 
 

@@ -10,9 +10,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import pytest
-from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widget import Widget
 from textual.widgets import Static
 
 from cortex_tui.client import CortexClient
@@ -25,6 +23,7 @@ from cortex_tui.tui.keyed_table import KeyedTable
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests.conftest import Server
+from tests.tui_stub import shown, until
 
 SIZE = (160, 48)
 
@@ -58,22 +57,6 @@ async def running(app: CortexApp) -> AsyncIterator[Pilot[None]]:
             yield pilot
     finally:
         app.client.close()
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 20) -> None:
-    """Let the app run until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true after {timeout}s: screen {pilot.app.screen!r}")
-        await pilot.pause(0.05)
-
-
-def shown(widget: Widget) -> str:
-    """Return the text a widget shows on screen."""
-    region = Region(0, 0, widget.size.width, widget.size.height)
-    return "\n".join(strip.text for strip in widget.render_lines(region))
 
 
 def table_keys(app: CortexApp) -> list[str]:

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import events
-from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from cortex_tui.tui import CortexApp
@@ -26,7 +24,7 @@ from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.results_screen import ResultsScreen
 from tests import tui_stub
-from tests.tui_stub import Recorded, stub_app
+from tests.tui_stub import Recorded, shown, stub_app, until
 
 SIZE = (160, 48)
 Scenario = Callable[[CortexApp, Pilot[None]], Coroutine[None, None, None]]
@@ -45,22 +43,6 @@ def run(scenario: Scenario, size: tuple[int, int] = SIZE, **options: Any) -> Non
             app.client.close()
 
     asyncio.run(main())
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 5) -> None:
-    """Let the app run until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"not true after {timeout}s: screen {pilot.app.screen!r}")
-        await pilot.pause(0.05)
-
-
-def shown(widget: Widget) -> str:
-    """Return the text a widget shows on screen."""
-    region = Region(0, 0, widget.size.width, widget.size.height)
-    return "\n".join(strip.text for strip in widget.render_lines(region))
 
 
 def running_job(done: int, total: int) -> Any:

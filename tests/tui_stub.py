@@ -7,12 +7,17 @@ ids, times and counts.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from textual.geometry import Region
+from textual.pilot import Pilot
+from textual.widget import Widget
 
 from cortex_tui.client import CortexClient
 from cortex_tui.tui import CortexApp
@@ -258,3 +263,19 @@ def stub_app(
     return CortexApp(
         client, refresh_s=3600, clock=lambda: NOW, monotonic=ticks or Ticks(), **options
     )
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Let the app run until ``condition()`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"not true after {timeout}s: screen {pilot.app.screen!r}")
+        await pilot.pause(0.05)
+
+
+def shown(widget: Widget) -> str:
+    """Return the text a widget shows on screen."""
+    region = Region(0, 0, widget.size.width, widget.size.height)
+    return "\n".join(strip.text for strip in widget.render_lines(region))
