@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cortex_tui.cli.connect import connect
+from cortex_tui.cli.numbers import index
 from cortex_tui.embedded import orchestrator_env
 from cortex_tui.errors import InputError
 
@@ -40,10 +41,10 @@ def add_parser(
     )
     parser.add_argument("api", help="the API of the job")
     parser.add_argument("job_id", help="the job id (a unique prefix, or latest)")
-    parser.add_argument("batch_index", type=_index, help="the batch's index in the job")
+    parser.add_argument("batch_index", type=index, help="the batch's index in the job")
     parser.add_argument(
         "--item",
-        type=_index,
+        type=index,
         metavar="N",
         help="replay only item N (its job-wide index, as results and failed show it)",
     )
@@ -123,13 +124,3 @@ def _interrupts_go_to_the_child() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value

@@ -12,6 +12,7 @@ from typing import Any
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.get_job import items_line
 from cortex_tui.cli.items import parse_config, read_items, read_jsonl
+from cortex_tui.cli.numbers import positive_int
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.wait import outcome_text, wait_for_job
 from cortex_tui.client import CortexClient
@@ -230,14 +231,3 @@ def _saved_any(status: dict[str, Any]) -> bool:
     """Return whether the job has results: a batch succeeded, or an isolated item did."""
     succeeded = (status.get("batch_metrics") or {}).get("succeeded")
     return bool(succeeded or (status.get("item_metrics") or {}).get("succeeded"))
-
-
-def positive_int(text: str) -> int:
-    """Parse a command-line whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
