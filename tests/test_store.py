@@ -270,6 +270,7 @@ def test_a_heartbeat_with_bad_gpu_samples_still_keeps_its_leases(ctx: Context) -
     answer = handlers.heartbeat(ctx, w0, {"batch_ids": [batch], "gpus": "all of them"})
 
     assert answer["held"] == 1  # the samples are dropped (and logged), the lease kept
+    assert answer["gpus_dropped"].startswith("gpus: must be a list")
     with ctx.store.session() as session:
         [worker] = worker_queries.of_job(session, JOB)
     assert worker.gpus is None

@@ -177,9 +177,11 @@ def heartbeat(ctx: Context, worker_id: str, body: Json) -> Json:
         visibility = ctx.settings.visibility_timeout_s
         held = queue.heartbeat(conn, job_id, worker_id, batch_ids, now, visibility)
         status = job_queries.status_of(conn, job_id)
+    answer: Json = {"held": held, "job_status": status}
     if dropped is not None:
         ctx.log_event(job_id, f"worker {short_name(worker_id)}'s GPU samples dropped: {dropped}")
-    return {"held": held, "job_status": status}
+        answer["gpus_dropped"] = dropped  # said, not a 400: the leases had to be kept
+    return answer
 
 
 @dataclass
