@@ -235,12 +235,13 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     else:
         needed = min(job.workers, counts.queued + counts.leased)
     missing = needed - counts.live_workers
-    ctx.waiting_for_cap.pop(job.job_id, None)
     if missing <= 0:
+        _wait_for_cap(ctx, job.job_id, 0)
         return
     restarts_used = max(0, launched - first_wave)
     budget = first_wave - launched if launched < first_wave else job.max_restarts - restarts_used
     if budget <= 0:
+        _wait_for_cap(ctx, job.job_id, 0)
         if counts.live_workers == 0:
             _give_up(ctx, job)
         return
@@ -248,8 +249,8 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
     with ctx.store.read() as conn:
         room = max(0, ctx.settings.live_worker_cap - worker_queries.live_everywhere(conn))
         taken = worker_queries.live_slots(conn, job.job_id)
-    if room < wanted:  # over the cap: the rest wait as pending and start as others end
-        ctx.waiting_for_cap[job.job_id] = wanted - room
+    # over the cap: the rest wait as pending and start as others end
+    _wait_for_cap(ctx, job.job_id, max(0, wanted - room))
     free = [slot for slot in range(job.workers) if slot not in taken]
     for slot in free[: min(wanted, room)]:
         try:
@@ -261,6 +262,18 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
             # (a passing AWS failure, AwsError, is tried again on the next tick instead)
             fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
             return
+
+
+def _wait_for_cap(ctx: Context, job_id: str, waiting: int) -> None:
+    """Record how many of a job's workers wait for room under ``max_live_workers``.
+
+    Status reads count these as pending from another thread, so the figure is replaced in
+    one step, never cleared first and set again later.
+    """
+    if waiting:
+        ctx.waiting_for_cap[job_id] = waiting
+    else:
+        ctx.waiting_for_cap.pop(job_id, None)
 
 
 def _give_up(ctx: Context, job: Job) -> None:
