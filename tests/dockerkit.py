@@ -55,10 +55,17 @@ def require_engine() -> None:
 @functools.cache
 def ensure_base_image() -> str:
     """Build the offline base image unless the engine has it; return its tag."""
-    from orchestrator.backends.images.base_image import build_base, default_tag
+    from orchestrator.backends.images.base_image import (
+        build_base,
+        default_tag,
+        one_build_at_a_time,
+    )
 
-    if not _image_exists(default_tag()) and shutil.which("mmdebstrap") is None:
-        _install_mmdebstrap()
+    # Under the build lock: pytest's workers would otherwise race apt-get for dpkg's lock,
+    # and the ones that lost would find no mmdebstrap.
+    with one_build_at_a_time():
+        if not _image_exists(default_tag()) and shutil.which("mmdebstrap") is None:
+            _install_mmdebstrap()
     return build_base(say=lambda line: print(f"[base image] {line}", flush=True))
 
 

@@ -76,7 +76,7 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _one_build_at_a_time() -> Iterator[None]:
+def one_build_at_a_time() -> Iterator[None]:
     """Hold this user's base-image build lock (another orchestrator or CLI may be building)."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,7 @@ def build_base(
     import docker.errors
 
     tag = tag or default_tag()
-    with contextlib.closing(docker.from_env()) as client, _one_build_at_a_time():
+    with contextlib.closing(docker.from_env()) as client, one_build_at_a_time():
         if not force:
             try:
                 client.images.get(tag)
