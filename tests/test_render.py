@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from cortex_tui.cli import failed, get_apis, get_job, get_jobs
-from cortex_tui.cli.items import parse_config
 from cortex_tui.cli.render import (
     colored,
     format_table,
@@ -31,6 +30,7 @@ from cortex_tui.cli.timefmt import (
 from cortex_tui.cli.wait import outcome_text, progress_text
 from cortex_tui.embedded import loopback_address, resolve_url
 from cortex_tui.errors import InputError
+from cortex_tui.items import parse_config
 
 T0 = "2026-11-27T14:03:05.000000Z"
 EPOCH0 = parse_time(T0) or 0.0

@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
-from cortex_tui.cli.items import parse_config
 from cortex_tui.cli.numbers import positive_int
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.submit import AUTH_HEADER, wait_and_report
 from cortex_tui.client import CortexClient
+from cortex_tui.items import parse_config
 
 
 def add_parser(

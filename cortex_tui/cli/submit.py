@@ -11,13 +11,13 @@ from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.get_job import items_line
-from cortex_tui.cli.items import parse_config, read_items, read_jsonl
 from cortex_tui.cli.numbers import positive_int
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.wait import outcome_text, wait_for_job
 from cortex_tui.client import CortexClient
 from cortex_tui.embedded import resolve_url
 from cortex_tui.errors import InputError
+from cortex_tui.items import parse_config, read_items, read_jsonl
 
 # The reference's limit on a request; larger jobs stream their items from files.
 MAX_BODY_BYTES = 10 * 1024 * 1024
