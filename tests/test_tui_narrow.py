@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Button, Static
 
 from cortex_tui.tui import CortexApp
+from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
@@ -113,5 +115,35 @@ def test_the_submit_form_scrolls_to_its_buttons() -> None:
         await pilot.pause(0.2)
         assert form.region.contains_region(button.region)
         assert button.region.right <= 80 and button.region.bottom <= 24
+
+    run(scenario, size=NARROW)
+
+
+def test_every_views_help_fits_without_scrolling() -> None:
+    async def help_of(app: CortexApp, pilot: Pilot[None]) -> tuple[int, list[str]]:
+        """Open the help; return how far it scrolls and the keys it lists."""
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause(0.1)
+        scroll = app.screen.query_one(VerticalScroll)
+        keys = [line.split()[0] for line in shown(scroll.query(Static)[-1]).splitlines()]
+        assert scroll.region.bottom <= 24
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        return scroll.max_scroll_y, keys
+
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await showing(app, pilot, "123/400")
+        for view in ("apis", "jobs", tui_stub.RUNNING, tui_stub.FAILED):
+            if view == "jobs":
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+            elif view != "apis":
+                app.push_screen(JobScreen(tui_stub.API, view))
+                await until(pilot, lambda: getattr(app.screen, "job", None) is not None)
+            overflow, keys = await help_of(app, pilot)
+            assert overflow == 0, (view, keys)
+            assert keys.count("esc") == 1 and "escape" not in keys  # its own esc, once
+            assert keys[-1] == "q"
 
     run(scenario, size=NARROW)

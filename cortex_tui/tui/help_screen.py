@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -32,7 +33,10 @@ class HelpScreen(ModalScreen[None]):
         background: $panel;
         padding: 1 2;
     }
+    HelpScreen.-short > VerticalScroll { max-height: 100%; padding: 0 2; }
     """
+    #: Below this many rows the help gives up its margins and padding to fit a 24-row terminal.
+    SHORT_BELOW = 30
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
     def __init__(self, screen: Screen[object]) -> None:
@@ -55,13 +59,22 @@ class HelpScreen(ModalScreen[None]):
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold cyan", no_wrap=True)
         keys.add_column()
-        for binding in view_bindings(self.target):
+        bindings = view_bindings(self.target)
+        own_keys = {key for binding in bindings for key in binding.key.split(",")}
+        for binding in bindings:
             keys.add_row(self.app.get_key_display(binding), binding.description)
         for key, what in _GLOBAL:
-            keys.add_row(key, what)
+            if key not in own_keys:  # the view says what its own escape does
+                keys.add_row(key, what)
         with VerticalScroll():
             yield Static(text)
             yield Static(keys)
+
+    def on_mount(self) -> None:
+        self.set_class(self.app.size.height < self.SHORT_BELOW, "-short")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.height < self.SHORT_BELOW, "-short")
 
     def action_close(self) -> None:
         """Close the help."""
