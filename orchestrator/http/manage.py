@@ -258,9 +258,11 @@ def batch_replay(
 
 @router.get("/queues/{job_id}")
 def queue_state(job_id: str, ctx: Ctx) -> dict[str, Any]:
-    """Return a job's queue counters (the local backends' ``sqs_url``)."""
+    """Return a job's queue counters (the local backends' ``sqs_url``); the job id may be a
+    unique prefix, or ``latest`` for the newest job of any API."""
+    full_id = control.resolve_job_id(ctx, None, job_id)
     with ctx.store.read() as conn:
-        counters = job_queries.queue_counters(conn, job_id)
+        counters = job_queries.queue_counters(conn, full_id)
     if counters is None:
         raise NotFound(f'no queue for job "{job_id}"')
     return counters

@@ -73,8 +73,11 @@ def get_job(ctx: Context, api_name: str, job_id: str) -> Job:
     return job
 
 
-def resolve_job_id(ctx: Context, api_name: str, job_id: str) -> str:
-    """Return the full id a job id, unique prefix or ``latest`` names (as given, if none)."""
+def resolve_job_id(ctx: Context, api_name: str | None, job_id: str) -> str:
+    """Return the full id a job id, unique prefix or ``latest`` names (as given, if none).
+
+    With ``api_name`` None the id names a job of any API, and ``latest`` the newest of all.
+    """
     if job_id != "latest" and not re.fullmatch(r"[0-9a-f]{1,15}", job_id):
         return job_id
     prefix = "" if job_id == "latest" else job_id
@@ -83,8 +86,9 @@ def resolve_job_id(ctx: Context, api_name: str, job_id: str) -> str:
     if job_id == "latest" or len(found) <= 1:
         return found[0] if found else job_id
     shown = ", ".join(found[:MAX_CANDIDATES]) + (", ..." if len(found) > MAX_CANDIDATES else "")
+    of_api = "" if api_name is None else f' of api "{api_name}"'
     raise InvalidRequest(
-        f'job id "{job_id}" of api "{api_name}" is ambiguous: it starts {shown}; give more of it'
+        f'job id "{job_id}"{of_api} is ambiguous: it starts {shown}; give more of it'
     )
 
 

@@ -171,13 +171,14 @@ def of_api(session: Session, api_name: str, job_id: str) -> Job | None:
     return session.exec(select(Job).where(Job.job_id == job_id, Job.api_name == api_name)).first()
 
 
-def ids_starting(conn: Connection, api_name: str, prefix: str, limit: int) -> list[str]:
-    """Return up to ``limit`` ids of the API's jobs that start with ``prefix`` (hex), newest
-    first (ids sort by submission time)."""
+def ids_starting(conn: Connection, api_name: str | None, prefix: str, limit: int) -> list[str]:
+    """Return up to ``limit`` ids of the API's jobs (every API's, for ``None``) that start
+    with ``prefix`` (hex), newest first (ids sort by submission time)."""
+    of_api = "" if api_name is None else " AND api_name = ?"
     rows = conn.exec_driver_sql(
-        "SELECT job_id FROM job WHERE job_id >= ? AND job_id < ? AND api_name = ?"
+        f"SELECT job_id FROM job WHERE job_id >= ? AND job_id < ?{of_api}"
         " ORDER BY job_id DESC LIMIT ?",
-        (prefix, prefix + "g", api_name, limit),
+        (prefix, prefix + "g", *([] if api_name is None else [api_name]), limit),
     ).all()
     return [str(row[0]) for row in rows]
 
