@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cortex_tui.errors import ApiError, CortexTuiError, ServerUnreachable
+from cortex_tui.errors import ApiError, CortexTuiError, InputError, ServerUnreachable
 
 Json = dict[str, Any]
 DEFAULT_TIMEOUT = 30.0
@@ -248,8 +248,12 @@ class CortexClient:
     # --- plumbing ------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Json:
+        try:
+            request = self._http.build_request(method, path, **kwargs)
+        except (ValueError, RecursionError) as e:  # a body that JSON cannot carry
+            raise InputError(f"{method} {path}: {_unsendable(e)}") from None
         with self._errors():
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.send(request)
         _raise_for_status(response)
         try:
             document = response.json()
@@ -299,6 +303,15 @@ def project_and_config(path: Path, config_file: str | None) -> tuple[Path, str]:
     return path.resolve(), config_file or "cortex.yaml"
 
 
+def _unsendable(error: ValueError | RecursionError) -> str:
+    """Say why a request's body cannot be written as JSON."""
+    if isinstance(error, RecursionError):
+        return "the request's body is nested too deeply to be sent as JSON"
+    if "float" in str(error):  # json.dumps(allow_nan=False), as httpx calls it
+        return "the request's body holds NaN or infinity, which JSON cannot carry"
+    return f"the request's body cannot be sent as JSON: {error}"
+
+
 def _translate(error: httpx.TransportError, base_url: str) -> CortexTuiError:
     """Return the cortex-tui error for an httpx transport error."""
     if isinstance(error, httpx.ConnectError):
@@ -330,7 +343,17 @@ def _raise_for_status(response: httpx.Response) -> None:
 
 
 def _seg(value: str) -> str:
-    """Quote one path segment, so that a name cannot reach another route."""
+    """Quote one path segment (an API name or job id), so that it cannot reach another route.
+
+    Raises:
+        InputError: It could not be one segment: empty, a dot path, or holding a ``/``
+            (the server decodes ``%2F`` before it routes).
+    """
+    if value in ("", ".", "..") or "/" in value:
+        raise InputError(
+            f"{value!r} is not an API name or a job id (those are never empty, '.' or '..',"
+            " and hold no '/')"
+        )
     return quote(value, safe="")
 
 

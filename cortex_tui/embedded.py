@@ -28,8 +28,10 @@ from urllib.parse import urlsplit
 
 from cortex_tui.client import CortexClient
 from cortex_tui.errors import (
+    ApiError,
     CortexTuiError,
     EmbeddedServerError,
+    InputError,
     ServerUnreachable,
     StoppedByDown,
 )
@@ -57,9 +59,27 @@ class ServerRecord:
 
 
 def resolve_url(flag: str | None) -> str:
-    """Return the orchestrator URL: ``--server``, ``CORTEX_TUI_SERVER`` or the default."""
-    url = flag or os.environ.get("CORTEX_TUI_SERVER") or DEFAULT_URL
-    return url.rstrip("/")
+    """Return the orchestrator URL: ``--server``, ``CORTEX_TUI_SERVER`` or the default.
+
+    Raises:
+        InputError: The URL given is not an ``http://`` or ``https://`` one with a host.
+    """
+    given, source = flag, "--server"
+    if not given:
+        given, source = os.environ.get("CORTEX_TUI_SERVER"), "CORTEX_TUI_SERVER"
+    url = (given or DEFAULT_URL).rstrip("/")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InputError(
+            f"{source} {given!r}: not an orchestrator URL; give http://HOST:PORT or"
+            f" https://HOST:PORT, e.g. {DEFAULT_URL}"
+        )
+    return url
 
 
 def token_source(url: str, home: Path) -> Callable[[], str | None]:
@@ -225,6 +245,10 @@ def ensure_server(
         address = loopback_address(client.base_url)
         if address is None:
             raise
+    except ApiError as e:
+        if e.status_code == 401 and is_loopback_url(client.base_url):
+            raise _not_this_homes(client.base_url, home) from None
+        raise
     if not after_down and (home / DOWN_MARKER).exists():
         raise StoppedByDown(client.base_url, display_path(home))
     start_embedded(client, home, *address, overrides=overrides)
@@ -234,6 +258,21 @@ def ensure_server(
         f" log {log}; stop it with: cortex-tui down)"
     )
     return True
+
+
+def _not_this_homes(url: str, home: Path) -> CortexTuiError:
+    """The error for a loopback orchestrator that refused the token this command sent."""
+    if os.environ.get("CORTEX_TUI_TOKEN", "").strip():
+        return CortexTuiError(
+            f"the orchestrator at {url} refused the token in CORTEX_TUI_TOKEN: it is not that"
+            " orchestrator's token"
+        )
+    return CortexTuiError(
+        f"the orchestrator at {url} is not the one of {display_path(home)} (it refused this"
+        " home's token): another home's orchestrator listens on that port. Use that home"
+        " (CORTEX_TUI_HOME), or give this one its own port: --server"
+        f" http://{DEFAULT_HOST}:<port> or CORTEX_TUI_SERVER"
+    )
 
 
 def start_embedded(

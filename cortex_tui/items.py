@@ -4,6 +4,7 @@ the terminal UI and the Python client read them alike)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ def read_items(path: Path) -> list[Any]:
     """Return the items of a file holding one JSON list."""
     text = _read(path)
     try:
-        items = json.loads(text)
+        items = strict_json(text)
     except json.JSONDecodeError as e:
         hint = " (one item per line? use --jsonl)" if e.msg == "Extra data" else ""
         raise InputError(f"{path}: not valid JSON: {e}{hint}") from None
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from None
     if not isinstance(items, list):
         raise InputError(
             f"{path}: expected a JSON list of items, got {_kind(items)}"
@@ -33,13 +36,39 @@ def read_jsonl(path: Path) -> list[Any]:
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
+            items.append(strict_json(line))
         except json.JSONDecodeError as e:
             hint = (
                 " (one JSON list? use --items)" if number == 1 and line.lstrip()[:1] == "[" else ""
             )
             raise InputError(f"{path}: line {number} is not valid JSON: {e.msg}{hint}") from None
+        except ValueError as e:
+            raise InputError(f"{path}: line {number}: {e}") from None
     return _non_empty(path, items)
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as the orchestrator will: no NaN or Infinity, numbers and nesting bounded.
+
+    Raises:
+        json.JSONDecodeError: The text is not JSON.
+        ValueError: It is, but holds what JSON cannot carry, or more than Python can parse.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as e:
+        if "digits" in str(e):  # Python's limit on the digits of an integer
+            limit = sys.get_int_max_str_digits()
+            raise ValueError(f"a number has more than {limit} digits") from None
+        raise
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (JSON has no NaN or Infinity)")
 
 
 def split_config_line(line: str) -> list[str]:
@@ -82,7 +111,8 @@ def parse_config(pairs: list[str]) -> dict[str, Any]:
     """Return ``key=value`` pairs as a nested object.
 
     A value that parses as JSON is taken as JSON (``3``, ``true``, ``[1, 2]``), anything
-    else as a string; a dotted key nests: ``model.depth=3`` -> ``{"model": {"depth": 3}}``.
+    else as a string (``NaN`` too: JSON has none); a value that opens an object or a list
+    must be one. A dotted key nests: ``model.depth=3`` -> ``{"model": {"depth": 3}}``.
     """
     config: dict[str, Any] = {}
     for pair in pairs:
@@ -91,8 +121,10 @@ def parse_config(pairs: list[str]) -> dict[str, Any]:
         if not sep or not all(parts):
             raise InputError(f"--config {pair}: expected KEY=VALUE, e.g. --config threshold=0.5")
         try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
+            value: Any = strict_json(raw)
+        except ValueError as e:
+            if raw.lstrip()[:1] in ("{", "["):
+                raise InputError(f"--config {pair}: not valid JSON: {e}") from None
             value = raw
         target = config
         for depth, part in enumerate(parts[:-1]):

@@ -203,6 +203,11 @@ def test_delete_stops_a_running_job_then_deletes_the_api(
         ("1\n2\n{oops\n", "--jsonl", "{path}: line 3 is not valid JSON: Expecting property name"
          " enclosed in double quotes"),
         ("[]", "--items", "{path}: holds no items; a job needs at least one"),
+        ("[1, NaN]", "--items", "{path}: NaN is not valid JSON (JSON has no NaN or Infinity)"),
+        ("1\n-Infinity\n", "--jsonl",
+         "{path}: line 2: -Infinity is not valid JSON (JSON has no NaN or Infinity)"),
+        ("[" * 100_000 + "]" * 100_000, "--items", "{path}: nested too deeply to be read"),
+        ("[" + "9" * 5000 + "]", "--items", "{path}: a number has more than 4300 digits"),
     ],
 )  # fmt: skip
 def test_bad_item_files_fail_before_any_request(
@@ -215,6 +220,85 @@ def test_bad_item_files_fail_before_any_request(
     run = cli("--server", "http://0.0.0.0:9", "submit", "testbench", flag, str(path))
 
     assert (run.code, run.out, run.err) == (1, "", f"error: {error.format(path=path)}\n")
+
+
+_NOT_A_NAME = "is not an API name or a job id (those are never empty, '.' or '..', and hold no '/')"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["--server", "notaurl", "get"], 1,
+         "--server 'notaurl': not an orchestrator URL; give http://HOST:PORT or"
+         " https://HOST:PORT, e.g. http://127.0.0.1:7311"),
+        (["--server", "http://127.0.0.1:port", "get"], 1,
+         "--server 'http://127.0.0.1:port': not an orchestrator URL; give http://HOST:PORT or"
+         " https://HOST:PORT, e.g. http://127.0.0.1:7311"),
+        (["submit", "testbench", "--items", "{items}", "--timeout", "nan"], 2,
+         "argument --timeout: must be a finite number of seconds above 0, got nan"
+         " (see: cortex-tui submit --help)"),
+        (["retry", "testbench", "latest", "--timeout", "1e999"], 2,
+         "argument --timeout: must be a finite number of seconds above 0, got 1e999"
+         " (see: cortex-tui retry --help)"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_fail_with_one_line_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli, args: list[str], code: int,
+    error: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("CORTEX_TUI_HOME", str(tmp_path / "home"))
+    items = tmp_path / "items.json"
+    items.write_text("[1]")
+
+    run = cli(*(arg.replace("{items}", str(items)) for arg in args))
+
+    assert (run.code, run.out) == (code, "")
+    assert run.err.splitlines()[-1] == f"error: {error}"
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["submit", "testbench", "--items", "{items}", "--config", "a={bad"],
+         "--config a={bad: not valid JSON: Expecting property name enclosed in double quotes:"
+         " line 1 column 2 (char 1)"),
+        (["submit", "../etc", "--items", "{items}"], f"'../etc' {_NOT_A_NAME}"),
+        (["get", "testbench", ""], f"'' {_NOT_A_NAME}"),
+        (["logs", ".", "latest"], f"'.' {_NOT_A_NAME}"),
+    ],
+)  # fmt: skip
+def test_names_that_could_reach_another_route_and_bad_config_json_are_refused(
+    tmp_path: Path, server_cli: Cli, args: list[str], error: str
+) -> None:
+    items = tmp_path / "items.json"
+    items.write_text("[1]")
+
+    run = server_cli(*(arg.replace("{items}", str(items)) for arg in args))
+
+    assert (run.code, run.out, run.err) == (1, "", f"error: {error}\n")
+
+
+def test_another_homes_orchestrator_on_the_port_is_named_not_a_token_loop(
+    tmp_path: Path, server: Server, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORTEX_TUI_HOME", str(tmp_path / "other-home"))
+    monkeypatch.setenv("CORTEX_TUI_SERVER", server.url)
+    monkeypatch.delenv("CORTEX_TUI_TOKEN", raising=False)
+
+    for command in (["get"], ["token"]):
+        run = cli(*command)
+        assert (run.code, run.out) == (1, ""), command
+        assert run.err.startswith(
+            f"error: the orchestrator at {server.url} is not the one of {tmp_path / 'other-home'}"
+            " (it refused this home's token): another home's orchestrator listens on that port."
+        ), command
+    monkeypatch.setenv("CORTEX_TUI_TOKEN", "not-its-token")
+    run = cli("get")
+    assert run.err == (
+        f"error: the orchestrator at {server.url} refused the token in CORTEX_TUI_TOKEN: it is"
+        " not that orchestrator's token\n"
+    )
 
 
 def test_unreachable_remote_server_is_not_started(

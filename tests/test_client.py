@@ -124,6 +124,11 @@ def test_every_error_is_a_cortex_tui_error_with_a_message(
     assert refused.value.status_code == 404
     with pytest.raises(ApiError, match="has no job"):
         client.job("testbench", "f" * 16)
+    with pytest.raises(InputError, match="is not an API name or a job id"):
+        client.job("testbench", "../../_cortex/apis")
+    for unsendable in ({"items": [1, float("nan")]}, {"items": [1], "timeout": float("inf")}):
+        with pytest.raises(InputError, match="holds NaN or infinity, which JSON cannot carry"):
+            client.submit("testbench", **unsendable)  # type: ignore[arg-type]
     monkeypatch.setenv("CORTEX_TUI_SERVER", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ServerUnreachable):
         Client(start=False)

@@ -284,7 +284,10 @@ def test_config_pairs_parse_json_values_and_nest_dotted_keys() -> None:
         "depth": 3, "name": "big", "flags": [1, 2], "model": {"depth": 3, "kind": "x"},
     }  # fmt: skip
     assert parse_config(["s=", 'quoted="3"']) == {"s": "", "quoted": "3"}
-    for bad in (["novalue"], ["a..b=1"], ["=1"], ["a=1", "a.b=2"]):
+    assert parse_config(["x=NaN", "y=-Infinity", "z=a{b}"]) == {  # not JSON: strings
+        "x": "NaN", "y": "-Infinity", "z": "a{b}",
+    }  # fmt: skip
+    for bad in (["novalue"], ["a..b=1"], ["=1"], ["a=1", "a.b=2"], ["a={bad"], ["a=[1, NaN]"]):
         with pytest.raises(InputError, match="--config"):
             parse_config(bad)
 

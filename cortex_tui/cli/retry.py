@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
-from cortex_tui.cli.numbers import positive_int
+from cortex_tui.cli.numbers import positive_int, seconds
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.submit import AUTH_HEADER, wait_and_report
 from cortex_tui.client import CortexClient
@@ -54,7 +54,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         help="re-split the failed items into batches of N (default: the batches as they were)",
     )
     parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="stop the retry after this many seconds"
+        "--timeout", type=seconds, metavar="SECONDS", help="stop the retry after this many seconds"
     )
     parser.add_argument(
         "--retries", type=int, metavar="N", help="retries of a batch whose predict raises"

@@ -11,7 +11,7 @@ from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.get_job import items_line
-from cortex_tui.cli.numbers import positive_int
+from cortex_tui.cli.numbers import positive_int, seconds
 from cortex_tui.cli.output import add_output_option, print_json
 from cortex_tui.cli.wait import outcome_text, wait_for_job
 from cortex_tui.client import CortexClient
@@ -77,7 +77,7 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
     """Add how the job runs: its timeout, retries, isolation and backend; dry run, wait."""
     parser.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="stop the job after this many seconds"
+        "--timeout", type=seconds, metavar="SECONDS", help="stop the job after this many seconds"
     )
     parser.add_argument(
         "--retries", type=int, metavar="N", help="retries of a batch whose predict raises"
@@ -147,13 +147,18 @@ def build_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _too_large(args: argparse.Namespace, path: Path, size: int) -> str:
+    lines = path.resolve()
+    how = "instead"
+    if args.items:  # a JSON list: the server reads files of one item per line
+        lines = lines.with_suffix(".jsonl")
+        convert = "import json, sys; [print(json.dumps(i)) for i in json.load(open(sys.argv[1]))]"
+        how = f'write the items one JSON per line (python3 -c "{convert}" {path} > {lines}), then'
     example = json.dumps(
         {
             "workers": args.workers,
-            "delimited_files": {"paths": [str(path.resolve())], "batch_size": args.batch_size},
+            "delimited_files": {"paths": [str(lines)], "batch_size": args.batch_size},
         }
     )
-    how = "write the items one JSON per line, then" if args.items else "instead"
     return (
         f"{path}: the job would be a {size / 2**20:.1f} MB request, over the 10 MB limit;"
         f" {how} submit the file as delimited_files (from inside the API's project directory"
