@@ -156,7 +156,33 @@ def test_unknown_route_and_method_are_json_errors_like_every_other(srv: InProces
     assert wrong_method.json() == {"error": "PUT /testbench: Method Not Allowed"}
     assert "POST" in wrong_method.headers["allow"]
     assert no_route.status_code == 404
-    assert no_route.json() == {"error": f"GET /testbench/{JOB}/extra: Not Found"}
+    assert no_route.json() == {"error": f"no route GET /testbench/{JOB}/extra{LISTED}"}
+
+
+LISTED = ": GET /_cortex/openapi.json lists every route"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize(
+    "path", ["/_cortex/nothing", "/_cortex", "/_cortex/", "/_cortex/apis/testbench/nothing"]
+)
+def test_an_unknown_management_route_is_named_not_taken_for_an_api(
+    srv: InProcessServer, method: str, path: str
+) -> None:
+    answer = srv.http.request(method, path)
+
+    assert answer.status_code == 404
+    assert answer.json() == {"error": f"no route {method} {path}{LISTED}"}
+
+
+def test_a_known_management_route_still_says_which_methods_it_takes(
+    srv: InProcessServer,
+) -> None:
+    answer = srv.http.put("/_cortex/health")
+
+    assert answer.status_code == 405
+    assert answer.json() == {"error": "PUT /_cortex/health: Method Not Allowed"}
+    assert answer.headers["allow"] == "GET"
 
 
 # --- deploy: bad cortex.yaml ------------------------------------------------------------

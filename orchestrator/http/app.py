@@ -80,9 +80,14 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Answer routing errors (no such path, method not allowed) in the same JSON shape."""
+    """Answer routing errors (no such route, method not allowed) in the same JSON shape."""
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        error = f"no route {where}: GET /_cortex/openapi.json lists every route"
+    else:
+        error = f"{where}: {exc.detail}"
     return JSONResponse(
-        {"error": f"{request.method} {request.url.path}: {exc.detail}"},
+        {"error": error},
         status_code=exc.status_code,
         headers=exc.headers,
     )

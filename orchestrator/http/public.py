@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from orchestrator.context import Context
 from orchestrator.http import views
@@ -21,13 +22,26 @@ from orchestrator.http.openapi import (
 from orchestrator.http.openapi import json_body as body_of
 from orchestrator.jobs import control
 
+
+class ApiNameConvertor(StringConvertor):
+    """An API name in a path: any segment but ``_cortex``, which the management routes own.
+
+    A ``/_cortex/...`` path that no management route matches is then an unknown route
+    (404 naming it), never a request about an API called ``_cortex``.
+    """
+
+    regex = "(?!_cortex(?:/|$))[^/]+"
+
+
+# Registered before the routes below compile their paths (Starlette keeps one table).
+register_url_convertor("api_name", ApiNameConvertor())
 router = APIRouter(tags=["batch api"], responses=COMMON_ERRORS)
 Ctx = Annotated[Context, Depends(context)]
 _LISTED = {**JOB_STATUS, "properties": {**JOB_STATUS["properties"], "config": False}}
 
 
 @router.post(
-    "/{api_name}",
+    "/{api_name:api_name}",
     summary="Submit a job",
     response_model=None,
     openapi_extra=body_of(SUBMISSION),
@@ -66,7 +80,7 @@ async def submit(
 
 
 @router.get(
-    "/{api_name}",
+    "/{api_name:api_name}",
     summary="List an API's jobs, newest first",
     response_model=None,
     responses=json_answer(
@@ -86,7 +100,7 @@ def list_jobs(
 
 
 @router.get(
-    "/{api_name}/{job_id}",
+    "/{api_name:api_name}/{job_id}",
     summary="Get a job's status",
     response_model=None,
     responses=json_answer(
@@ -99,7 +113,7 @@ def get_job(api_name: str, job_id: str, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.delete(
-    "/{api_name}/{job_id}",
+    "/{api_name:api_name}/{job_id}",
     summary="Stop a job",
     response_model=None,
     responses={
