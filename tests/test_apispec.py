@@ -93,6 +93,12 @@ def test_minimal_api_gets_defaults(project: Path) -> None:
     assert spec.backend is None
 
 
+def test_compute_at_the_most_any_machine_has_is_accepted(project: Path) -> None:
+    [spec] = load(project, IRIS + "  compute: {cpu: 4096, gpu: 64, mem: 64Ti}\n")
+
+    assert spec.compute == Compute(cpu=4096.0, gpu=64, mem=64 * 2**40)
+
+
 def test_null_optional_sections_count_as_absent(project: Path) -> None:
     [spec] = load(project, IRIS + "    config:\n    env:\n  compute:\n  backend:\n")
 
@@ -377,6 +383,36 @@ BAD = {
     "cpu zero": (
         IRIS + "  compute: {cpu: 0}\n",
         'cortex.yaml: api "iris": compute.cpu: must be more than 0 cores, got 0',
+    ),
+    "gpu more than any machine has": (
+        IRIS + "  compute: {gpu: 65}\n",
+        'cortex.yaml: api "iris": compute.gpu: must be at most 64 (more than any machine'
+        " has), got 65",
+    ),
+    "cpu more than any machine has": (
+        IRIS + "  compute: {cpu: 99999999999999999999999}\n",
+        'cortex.yaml: api "iris": compute.cpu: must be at most 4096 cores (more than any'
+        " machine has), got 99999999999999999999999",
+    ),
+    "cpu a millicore past the most": (
+        IRIS + "  compute: {cpu: 4096001m}\n",
+        'cortex.yaml: api "iris": compute.cpu: must be at most 4096 cores (more than any'
+        ' machine has), got "4096001m"',
+    ),
+    "cpu a huge float": (
+        IRIS + "  compute: {cpu: 1.0e+300}\n",
+        'cortex.yaml: api "iris": compute.cpu: must be at most 4096 cores (more than any'
+        " machine has), got 1e+300",
+    ),
+    "mem more than any machine has": (
+        IRIS + "  compute: {mem: 65Ti}\n",
+        'cortex.yaml: api "iris": compute.mem: must be at most 64Ti (more than any machine'
+        ' has), got "65Ti"',
+    ),
+    "mem a huge number of bytes": (
+        IRIS + "  compute: {mem: 99999999999999999999999}\n",
+        'cortex.yaml: api "iris": compute.mem: must be at most 64Ti (more than any machine'
+        " has), got 99999999999999999999999",
     ),
     "mem with a unit it does not know": (
         IRIS + "  compute: {mem: 2GB}\n",

@@ -228,6 +228,14 @@ DEPLOYS = [
         id="missing-predictor-file",
     ),
     pytest.param(
+        _yaml(
+            API.format(name="good", path="predictor.py")
+            + "  compute:\n    cpu: 99999999999999999999999\n"
+        ),
+        ['cortex.yaml: api "good": compute.cpu: must be at most 4096 cores'],
+        id="cpu-more-than-any-machine-has",
+    ),
+    pytest.param(
         _yaml("- name: good\n  kind: [\n"),
         ["cortex.yaml", "invalid YAML at line"],
         id="invalid-yaml",

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from orchestrator.apis.units import describe as _describe
-from orchestrator.apis.units import parse_cpu, parse_quantity
+from orchestrator.apis.units import format_bytes, parse_cpu, parse_quantity
 from orchestrator.errors import ApiSpecError
 
 BACKENDS = ("process", "docker", "aws")
@@ -34,6 +34,16 @@ _MAX_YAML_DEPTH = 100
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_RULE = 'use lowercase letters, digits and "-" (a DNS-1123 label, at most 63 characters)'
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+#: The most one worker may ask for: more than any machine has (the largest have under 2,000
+#: hardware threads, 48 TiB of memory and 16 GPUs), so that a slip of the keyboard is refused
+#: at deploy, not by a backend at each worker's start (Docker's engine cannot even read a
+#: CPU amount past 2**63 nanocores).
+MAX_CPU_CORES = 4096
+MAX_MEM_BYTES = 64 * 2**40
+MAX_GPUS = 64
+_MOST = "more than any machine has"
 
 
 @dataclass(frozen=True)
@@ -296,11 +306,17 @@ def _parse_compute(raw: object, where: str) -> Compute:
         raise _err(where, "compute.gpu", f"expected an integer, got {_describe(gpu)}")
     if gpu < 0:
         raise _err(where, "compute.gpu", f"must be 0 or more, got {gpu}")
-    return Compute(
-        cpu=None if cpu is None else parse_cpu(cpu, where=f"{where}: compute.cpu"),
-        gpu=gpu,
-        mem=None if mem is None else parse_quantity(mem, where=f"{where}: compute.mem"),
-    )
+    if gpu > MAX_GPUS:
+        raise _err(where, "compute.gpu", f"must be at most {MAX_GPUS} ({_MOST}), got {gpu}")
+    cores = None if cpu is None else parse_cpu(cpu, where=f"{where}: compute.cpu")
+    if cores is not None and cores > MAX_CPU_CORES:
+        most = f"must be at most {MAX_CPU_CORES} cores ({_MOST})"
+        raise _err(where, "compute.cpu", f"{most}, got {_describe(cpu)}")
+    size = None if mem is None else parse_quantity(mem, where=f"{where}: compute.mem")
+    if size is not None and size > MAX_MEM_BYTES:
+        most = f"must be at most {format_bytes(MAX_MEM_BYTES)} ({_MOST})"
+        raise _err(where, "compute.mem", f"{most}, got {_describe(mem)}")
+    return Compute(cpu=cores, gpu=gpu, mem=size)
 
 
 def _parse_backend(backend: object, where: str) -> str | None:
