@@ -60,19 +60,28 @@ class Histogram:
         return cumulative, total, running
 
 
+#: How a ``predict`` call on a batch ended: the ``outcome`` label of the latency histograms.
+OUTCOMES = ("succeeded", "failed")
+
+
+def _by_outcome() -> dict[str, Histogram]:
+    return {outcome: Histogram() for outcome in OUTCOMES}
+
+
 @dataclass
 class Telemetry:
     """What this orchestrator process measures itself (reset when it restarts)."""
 
-    lease_to_ack: Histogram = field(default_factory=Histogram)
-    predict: Histogram = field(default_factory=Histogram)
+    lease_to_ack: dict[str, Histogram] = field(default_factory=_by_outcome)
+    predict: dict[str, Histogram] = field(default_factory=_by_outcome)
     requests_in_flight: int = 0
 
-    def observe_ack(self, lease_to_ack_s: float | None, predict_s: float) -> None:
-        """Observe a batch's success: from its lease to its ack, and its predict time."""
+    def observe_ack(self, outcome: str, lease_to_ack_s: float | None, predict_s: float) -> None:
+        """Observe an ack of one ``predict`` call (``outcome``: one of ``OUTCOMES``): from
+        its batch's lease to the ack, and how long predict ran."""
         if lease_to_ack_s is not None:
-            self.lease_to_ack.observe(lease_to_ack_s)
-        self.predict.observe(predict_s)
+            self.lease_to_ack[outcome].observe(lease_to_ack_s)
+        self.predict[outcome].observe(predict_s)
 
 
 class Exposition:
@@ -94,14 +103,18 @@ class Exposition:
         self._header(name, kind, help_text)
         self._lines.extend(f"{name}{labels} {_number(value)}" for labels, value in samples)
 
-    def histogram(self, name: str, help_text: str, histogram: Histogram) -> None:
-        """Write a histogram family: its buckets, ``_sum`` and ``_count``."""
+    def histogram(
+        self, name: str, help_text: str, series: Iterable[tuple[Labels, Histogram]]
+    ) -> None:
+        """Write a histogram family: each series' buckets, ``_sum`` and ``_count``."""
         self._header(name, "histogram", help_text)
-        buckets, total, count = histogram.read()
-        for bound, running in buckets:
-            self._lines.append(_sample(f"{name}_bucket", {"le": _number(bound)}, running))
-        self._lines.append(_sample(f"{name}_sum", {}, total))
-        self._lines.append(_sample(f"{name}_count", {}, count))
+        for labels, histogram in series:
+            buckets, total, count = histogram.read()
+            for bound, running in buckets:
+                bucket = {**labels, "le": _number(bound)}
+                self._lines.append(_sample(f"{name}_bucket", bucket, running))
+            self._lines.append(_sample(f"{name}_sum", labels, total))
+            self._lines.append(_sample(f"{name}_count", labels, count))
 
     def text(self) -> str:
         """Return the whole exposition, ending with a newline."""

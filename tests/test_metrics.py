@@ -63,12 +63,15 @@ def test_the_scrape_parses_and_its_counters_match_the_jobs_status(
     assert value(samples, "cortex_tui_jobs", status="status_running") == 0
     workers = sum(v for (name, _), v in samples.items() if name == "cortex_tui_workers")
     assert workers == len(server.workers(testbench, job_id)) == 2
-    # Every success was observed once, with its predict time and its lease-to-ack latency.
+    # Every predict call was observed once, by outcome, with its predict time and its
+    # lease-to-ack latency: 4 successes, and each attempt of the failing batch.
+    calls = {"succeeded": 4, "failed": 1 + status["retries"]}
     for histogram in ("cortex_tui_batch_predict_seconds", "cortex_tui_batch_lease_to_ack_seconds"):
         assert kinds[histogram] == "histogram"
-        assert value(samples, f"{histogram}_count") == 4
-        assert value(samples, f"{histogram}_bucket", le="+Inf") == 4
-        assert value(samples, f"{histogram}_sum") > 0
+        for outcome, count in calls.items():
+            assert value(samples, f"{histogram}_count", outcome=outcome) == count
+            assert value(samples, f"{histogram}_bucket", outcome=outcome, le="+Inf") == count
+            assert value(samples, f"{histogram}_sum", outcome=outcome) > 0
     assert kinds["cortex_tui_batches_succeeded"] == "counter"  # the parser drops "_total"
     assert value(samples, "cortex_tui_orchestrator_resident_memory_bytes") > 10 << 20
     assert value(samples, "cortex_tui_http_requests_in_flight") >= 1

@@ -294,10 +294,13 @@ def test_a_failure_reported_after_the_batch_went_to_another_worker_is_ignored(
 
 def test_acks_reach_the_metrics_once_their_write_committed(ctx: Context) -> None:
     with pytest.raises(RuntimeError), handlers._observed_once_committed(ctx) as observe:
-        observe(0.5, 0.1)
+        observe("succeeded", 0.5, 0.1)
         raise RuntimeError("the write failed, and will be done again")
     with handlers._observed_once_committed(ctx) as observe:
-        observe(0.5, 0.1)
+        observe("succeeded", 0.5, 0.1)
+        observe("failed", None, 0.2)  # a lease of unknown time: predict time only
 
-    assert ctx.telemetry.predict.read()[2] == 1  # the rolled-back one never counted
-    assert ctx.telemetry.lease_to_ack.read()[2] == 1
+    predict, lease_to_ack = ctx.telemetry.predict, ctx.telemetry.lease_to_ack
+    assert predict["succeeded"].read()[2] == 1  # the rolled-back one never counted
+    assert lease_to_ack["succeeded"].read()[2] == 1
+    assert (predict["failed"].read()[1:], lease_to_ack["failed"].read()[2]) == ((0.2, 1), 0)

@@ -143,7 +143,7 @@ def parse_next(ctx: Context, worker_id: str, body: Json) -> NextRequest:
             successes.append(queue.Success(batch_id, duration, encoded))
         else:
             trace = str(ack.get("traceback") or "")
-            failures.append(queue.Failure(batch_id, str(ack["error"]), trace))
+            failures.append(queue.Failure(batch_id, str(ack["error"]), trace, duration))
     release = _leased_ids(ctx, worker_id, _list(body, "release"), "release")
     return NextRequest(successes, failures, release, want, bool(body.get("stopping")))
 
@@ -247,7 +247,7 @@ def record_remote_next(ctx: Context, worker_id: str, body: Json) -> None:
         for failure, attempt in failed:
             if not current(failure.batch_id, attempt):
                 continue
-            state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
+            state = queue.ack_failure(conn, job_id, failure, worker_id, retries, now, observe)
             if state == BatchState.QUEUED:
                 queue.republish(conn, failure.batch_id)
         queue.ack_successes(conn, job_id, event.successes, now, observe)
@@ -270,7 +270,8 @@ def parse_remote_next(body: Json) -> RemoteNext:
             event.successes.append(queue.Success(batch_id, duration, encoded))
         else:
             trace = str(ack.get("traceback") or "")
-            event.failures.append((queue.Failure(batch_id, str(ack["error"]), trace), attempt))
+            failure = queue.Failure(batch_id, str(ack["error"]), trace, duration)
+            event.failures.append((failure, attempt))
     for position, entry in enumerate(_list(body, "release")):
         event.release.append(_batch_and_attempt(entry, f"release[{position}]"))
     return event
@@ -316,7 +317,7 @@ def _record(
 ) -> None:
     """Record the acks (failures one by one: they may retry) and put back the releases."""
     for failure in request.failures:
-        queue.ack_failure(conn, job_id, failure, worker_id, retries, now)
+        queue.ack_failure(conn, job_id, failure, worker_id, retries, now, observe)
     queue.ack_successes(conn, job_id, request.successes, now, observe)
     if request.release:
         queue.release(conn, job_id, worker_id, request.release)
@@ -440,7 +441,9 @@ def _worker_job(conn: Connection, worker_id: str) -> str:
 def _observed_once_committed(ctx: Context) -> Iterator[queue.AckObserver]:
     """Yield an observer of the acks a write counts; they reach the metrics only once the
     write committed (a write rolled back and done again must not count them twice)."""
-    seen: list[tuple[float | None, float]] = []
-    yield lambda lease_to_ack_s, predict_s: seen.append((lease_to_ack_s, predict_s))
-    for lease_to_ack_s, predict_s in seen:
-        ctx.telemetry.observe_ack(lease_to_ack_s, predict_s)
+    seen: list[tuple[str, float | None, float]] = []
+    yield lambda outcome, lease_to_ack_s, predict_s: seen.append(
+        (outcome, lease_to_ack_s, predict_s)
+    )
+    for outcome, lease_to_ack_s, predict_s in seen:
+        ctx.telemetry.observe_ack(outcome, lease_to_ack_s, predict_s)

@@ -82,13 +82,15 @@ def scrape(ctx: Context) -> str:
     telemetry = ctx.telemetry
     out.histogram(
         f"{PREFIX}batch_lease_to_ack_seconds",
-        "Seconds from a batch's lease to its successful ack (since this server started)",
-        telemetry.lease_to_ack,
+        "Seconds from a batch's lease to the ack of its predict call, by outcome (since this"
+        " server started)",
+        (({"outcome": o}, h) for o, h in telemetry.lease_to_ack.items()),
     )
     out.histogram(
         f"{PREFIX}batch_predict_seconds",
-        "Seconds predict took on a batch that succeeded, as its worker measured them",
-        telemetry.predict,
+        "Seconds a predict call on a batch took, as its worker measured them, by outcome"
+        " (every attempt: a failed one that is retried counts too)",
+        (({"outcome": o}, h) for o, h in telemetry.predict.items()),
     )
     out.family(
         f"{PREFIX}orchestrator_resident_memory_bytes",

@@ -115,9 +115,10 @@ class Success:
     result_json: str | None
 
 
-#: Told of each success that counted: seconds from its lease to its ack (None when the
-#: lease time is unknown), and the predict time its worker reported.
-AckObserver = Callable[[float | None, float], None]
+#: Told of each ack that counted: its outcome ("succeeded" or "failed"), seconds from its
+#: batch's lease to the ack (None when the lease time is unknown), and the predict time its
+#: worker reported.
+AckObserver = Callable[[str, float | None, float], None]
 
 
 def ack_successes(
@@ -164,9 +165,12 @@ def ack_successes(
     _shift(conn, job_id, **deltas)
     if observe is not None:
         for s in counted:
-            leased_time = opened[s.batch_id].leased_time
-            observe(None if leased_time is None else max(0.0, now - leased_time), s.duration)
+            observe(BatchState.SUCCEEDED, _since(opened[s.batch_id].leased_time, now), s.duration)
     return len(counted)
+
+
+def _since(leased_time: float | None, now: float) -> float | None:
+    return None if leased_time is None else max(0.0, now - leased_time)
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,17 @@ class Failure:
     batch_id: int
     error: str
     traceback: str
+    duration: float = 0.0  # how long predict ran before it raised, as the worker measured it
 
 
 def ack_failure(
-    conn: Connection, job_id: str, failure: Failure, worker_id: str, retries: int, now: float
+    conn: Connection,
+    job_id: str,
+    failure: Failure,
+    worker_id: str,
+    retries: int,
+    now: float,
+    observe: AckObserver | None = None,
 ) -> str | None:
     """Record that ``predict`` raised: requeue it while retries remain, else fail it (in a
     job that isolates failures, split it in halves while its bound allows: ``isolation``;
@@ -189,9 +200,12 @@ def ack_failure(
     worker holds it now (this worker's lease ran out: the holder's outcome will count).
     """
     batch_id, error, traceback = failure.batch_id, failure.error, failure.traceback
-    previous = _open_states(conn, job_id, [batch_id]).get(batch_id)
-    if previous is None or (previous == BatchState.LEASED and _holder(conn, batch_id) != worker_id):
+    row = _open_rows(conn, job_id, [batch_id]).get(batch_id)
+    if row is None or (row.state == BatchState.LEASED and _holder(conn, batch_id) != worker_id):
         return None
+    previous = row.state
+    if observe is not None:
+        observe(BatchState.FAILED, _since(row.leased_time, now), failure.duration)
     errors, size, root_id = conn.exec_driver_sql(
         "UPDATE batch SET errors = errors + 1, error = ?, traceback = ?, worker_id = ?"
         " WHERE id = ? RETURNING errors, size, root_id",
