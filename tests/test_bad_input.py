@@ -271,3 +271,26 @@ def test_an_s3_source_without_boto3_names_the_extra_to_install(
 
     assert response.status_code == 400, response.text
     assert "pip install 'cortex-tui[aws]'" in response.json()["error"], response.text
+
+
+@pytest.mark.docker
+def test_a_docker_job_asking_for_more_cpus_than_the_engine_has_is_refused_at_submit(
+    tmp_path: Path,
+) -> None:
+    # The engine refuses such a container (and cannot even read a cpu past 2**63 nanocores):
+    # the submission is refused instead, before any worker is tried.
+    import dockerkit
+
+    dockerkit.require_engine()
+    project = make_project(tmp_path, "big", PREDICTOR, compute={"cpu": 4096})
+    with InProcessServer(tmp_path / "home") as server:
+        server.deploy(project)  # on the process backend, which does not bound cpu
+
+        response = server.http.post("/big", json={**items(1), "backend": "docker"})
+        jobs = server.http.get("/big").json()["jobs"]
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("compute.cpu: each worker of this API asks for 4096 CPUs")
+    assert "the Docker engine has only" in error
+    assert jobs == []

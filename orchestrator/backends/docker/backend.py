@@ -65,6 +65,7 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._gpus = host_gpus()
         self._home = str(settings.home.resolve())
+        self._engine_cpus: int | None = None
 
     # --- images ------------------------------------------------------------------
 
@@ -135,6 +136,27 @@ class DockerBackend(Backend):
         return None
 
     # --- workers -----------------------------------------------------------------
+
+    def check_job(self, api_spec: dict[str, Any]) -> None:
+        """Refuse a job whose workers ask for more CPUs than the Docker engine has: the
+        engine would refuse each worker's container."""
+        cpu = api_spec.get("compute", {}).get("cpu")
+        have = self._cpus()
+        if cpu and have is not None and float(cpu) > have:
+            raise InvalidRequest(
+                f"compute.cpu: each worker of this API asks for {float(cpu):g} CPUs, but the"
+                f" Docker engine has only {have}; set compute.cpu to {have} or less (or leave"
+                " it out for no limit) and deploy again"
+            )
+
+    def _cpus(self) -> int | None:
+        """Return the engine's CPU count (read once), or None when it cannot be read."""
+        if self._engine_cpus is None:
+            try:
+                self._engine_cpus = int(self._client.info()["NCPU"])
+            except (self._docker.errors.DockerException, KeyError, TypeError, ValueError):
+                return None  # the engine answers for itself when a worker starts
+        return self._engine_cpus
 
     def start_worker(self, launch: WorkerLaunch) -> dict[str, Any]:
         """Create and start the worker's container, and follow its output into its log."""
