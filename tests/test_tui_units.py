@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
+from textual.widgets import Input
 
 from cortex_tui.errors import InputError
 from cortex_tui.tui.cells import progress_cell, stacked_bar, status_text
 from cortex_tui.tui.log_view import LogView
 from cortex_tui.tui.logline import parse_line
-from cortex_tui.tui.path_input import complete_path
+from cortex_tui.tui.path_input import PathInput, PathSuggester, complete_path
 from cortex_tui.tui.submit_screen import build_body
 from cortex_tui.tui.throughput import Throughput
 
@@ -82,6 +83,32 @@ def test_complete_path(tmp_path: Path) -> None:
     assert complete_path(f"{tmp_path}/it") == f"{tmp_path}/items.json"
     assert complete_path(f"{tmp_path}/it", directories_only=True) is None
     assert complete_path(f"{tmp_path}/nothing") is None
+
+
+def test_tab_takes_a_completion_of_the_typed_path_never_one_made_for_an_earlier_value(
+    tmp_path: Path,
+) -> None:
+    class Form(App[None]):
+        def compose(self) -> ComposeResult:
+            yield PathInput(suggester=PathSuggester(), id="path")
+            yield Input(id="next")
+
+    async def tab_with(suggestion: str) -> tuple[str, str | None]:
+        """Type ``prod.json``, let its own suggestion settle, hold ``suggestion``, press tab."""
+        app = Form()
+        async with app.run_test() as pilot:
+            field = app.query_one(PathInput)
+            field.value = f"{tmp_path}/prod.json"
+            await pilot.pause()
+            field._suggestion = suggestion  # what the suggester had worked out by then
+            await pilot.press("tab")
+            return field.value, app.focused.id if app.focused else None
+
+    stale = asyncio.run(tab_with(f"{tmp_path}/project/"))  # made when "pro" was typed
+    extends = asyncio.run(tab_with(f"{tmp_path}/prod.json.bak"))
+
+    assert stale == (f"{tmp_path}/prod.json", "next")
+    assert extends == (f"{tmp_path}/prod.json.bak", "path")
 
 
 def test_build_body_reads_json_or_jsonl_and_overrides(tmp_path: Path) -> None:

@@ -50,9 +50,14 @@ class PathInput(Input):
     BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
 
     def action_complete(self) -> None:
-        """Accept the suggestion, or focus the next field."""
-        if self._suggestion and self._suggestion != self.value:
-            self.value = self._suggestion
+        """Accept the suggestion, or focus the next field.
+
+        Suggestions are worked out in the background: one made for an earlier value (keys
+        typed faster than it came, or pasted) is no completion of this one, and is ignored.
+        """
+        suggestion = self._suggestion
+        if suggestion and suggestion != self.value and suggestion.startswith(self.value):
+            self.value = suggestion
             self.cursor_position = len(self.value)
         else:
             self.screen.focus_next()
