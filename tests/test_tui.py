@@ -17,10 +17,12 @@ from cortex_tui.client import CortexClient
 from cortex_tui.tui import CortexApp
 from cortex_tui.tui.apis_screen import ApisScreen
 from cortex_tui.tui.confirm_screen import ConfirmScreen
+from cortex_tui.tui.deploy_screen import DeployScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
 from cortex_tui.tui.logs_screen import LogsScreen
+from cortex_tui.tui.path_input import PathInput
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests.conftest import Server
 from tests.tui_stub import shown, until
@@ -242,3 +244,23 @@ async def test_after_a_submit_from_the_jobs_list_the_new_job_is_selected(
         await until(pilot, lambda: isinstance(app.screen, JobsScreen) and new in table_keys(app))
 
         assert app.screen.query_one(KeyedTable).selected_key == new
+
+
+@pytest.mark.slow
+@run_async
+async def test_the_deploy_dialog_says_what_is_wrong_with_the_path(
+    server: Server, tmp_path: Path
+) -> None:
+    app = make_app(server)
+    async with running(app) as pilot:
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeployScreen))
+        result = app.screen.query_one("#result", Static)
+        for path, says in (
+            ("/nonexistent/dir", "/nonexistent/dir: no such directory"),
+            (str(tmp_path), f"cortex.yaml: file not found: {tmp_path / 'cortex.yaml'}"),
+        ):
+            app.screen.query_one(PathInput).value = path
+            await pilot.press("enter")
+            # As the CLI says it (the words, however the dialog wraps them).
+            await until(pilot, lambda says=says: says in " ".join(shown(result).split()))

@@ -96,16 +96,15 @@ class DeployScreen(ModalScreen[bool]):
         """Deploy the directory in the field."""
         if self._busy:
             return
+        # No check of the path here: the server's (a missing directory, no cortex.yaml)
+        # says what is wrong in the CLI's words, and a cortex.yaml's own path is taken too.
         path = Path(self.query_one("#path", PathInput).value.strip() or ".").expanduser()
-        if not (path / "cortex.yaml").is_file():
-            self.query_one("#result", Static).update(f"{path}: no cortex.yaml in this directory")
-            return
         self._busy = True
         self._started = time.monotonic()
         self.query_one(LoadingIndicator).display = True
         self.query_one("#deploy", Button).disabled = True
         self._tick()
-        self._deploy(path.resolve())
+        self._deploy(path)
 
     def _tick(self) -> None:
         if self._busy:
