@@ -11,6 +11,7 @@ from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests import tui_stub
 from tests.test_tui_stubbed import offered, run, shown, until
@@ -145,5 +146,36 @@ def test_every_views_help_fits_without_scrolling() -> None:
             assert overflow == 0, (view, keys)
             assert keys.count("esc") == 1 and "escape" not in keys  # its own esc, once
             assert keys[-1] == "q"
+
+    run(scenario, size=NARROW)
+
+
+def test_the_logs_status_keeps_to_one_line() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        view = LogsScreen(tui_stub.API, tui_stub.FAILED)
+        app.push_screen(view)
+        await until(pilot, lambda: bool(view.query("#status")))
+        status = view.query_one("#status", Static)
+
+        def parts() -> list[str]:
+            return [part.strip() for part in shown(status).split(" · ")]
+
+        await until(pilot, lambda: "ended" in shown(status) and not view._buffer)
+        lines = len(tui_stub.log_text().splitlines())
+        assert parts() == [
+            f"{lines}/{lines} lines",
+            "worker all",
+            "follow on",
+            "job ended",
+        ]
+        await pilot.press("right_square_bracket", "right_square_bracket", "f")
+        await pilot.press("slash", *"fail_items", "enter")
+        await until(pilot, lambda: "/fail_items: 1/1" in parts())
+        w0 = tui_stub.log_text().count("[w0]")
+        assert parts() == [
+            *(f"{w0}/{lines} lines", "worker w0", "follow off (f)", "/fail_items: 1/1"),
+            "job ended",
+        ]
+        assert status.size.height == 1
 
     run(scenario, size=NARROW)

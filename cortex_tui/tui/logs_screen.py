@@ -25,6 +25,15 @@ FLUSH_BUDGET_S = 0.02  # with at most this much UI time per flush
 FLUSH_CHUNK = 250
 
 
+_STATES = {
+    "connecting": "connecting…",
+    "following": "streaming",
+    "reconnecting": "reconnecting…",
+    "ended": "the job has ended: this is the whole log",
+}
+_NARROW_STATES = {**_STATES, "ended": "job ended"}
+
+
 class LogsScreen(ViewScreen):
     """The logs of one job, streamed from the follow endpoint until the job ends."""
 
@@ -35,8 +44,10 @@ class LogsScreen(ViewScreen):
         " matches; [ and ] pick a worker to show (or all); w wraps long lines; t shows or"
         " hides timestamps (UTC). Arrows, PgUp/PgDn, g and G scroll; scrolling up pauses"
         " following and G (end) resumes it. s saves the whole log (as the server has it"
-        " now) to a file in the current directory."
+        " now) to a file in the current directory. Below 120 columns the status line leaves"
+        " out wrapping and timestamps (the lines show them)."
     )
+    NARROW_BELOW = 120
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("f", "toggle_follow", "Follow"),
@@ -77,6 +88,7 @@ class LogsScreen(ViewScreen):
         self.sub_title = self.api
         self.view.focus()
         self.watch(self.view, "follow", self._show_status, init=False)
+        self.fit(self.app.size.width)
         self._show_status()
         self._follow()
         self.set_interval(FLUSH_S, self._flush)
@@ -136,28 +148,14 @@ class LogsScreen(ViewScreen):
         elif self.stream_state == "ended":
             self._show_status()
 
+    def refill(self) -> None:
+        self._show_status()
+
     def _show_status(self) -> None:
-        view = self.view
-        state = {
-            "connecting": "connecting…",
-            "following": "streaming",
-            "reconnecting": "reconnecting…",
-            "ended": "the job has ended: this is the whole log",
-        }[self.stream_state]
-        parts = [
-            f"{view.shown_count} of {len(view.lines)} lines",
-            f"worker: {view.worker or 'all'}",
-            "follow: on" if view.follow else "follow: off (f)",
-            f"wrap: {'on' if view.wrap else 'off'}",
-            f"timestamps: {'on' if view.timestamps else 'off'}",
-        ]
-        if view.pattern:
-            where = f"{view.current_match + 1}/" if view.current_match >= 0 else ""
-            found = len(view.matches)
-            parts.append(f"search {view.pattern!r}: {where}{found} line{'' if found == 1 else 's'}")
+        parts = _narrow_status(self.view) if self.narrow else _status(self.view)
         if self._buffer:
             parts.append(f"{len(self._buffer)} more lines loading")
-        parts.append(state)
+        parts.append((_NARROW_STATES if self.narrow else _STATES)[self.stream_state])
         self.query_one("#status", Static).update(" · ".join(parts))
 
     # --- actions ----------------------------------------------------------------
@@ -242,6 +240,36 @@ class LogsScreen(ViewScreen):
         current = choices.index(self.view.worker) if self.view.worker in choices else 0
         self.view.worker = choices[(current + step) % len(choices)]
         self._show_status()
+
+
+def _status(view: LogView) -> list[str]:
+    """Return the parts of the status line: what is shown, and how."""
+    parts = [
+        f"{view.shown_count} of {len(view.lines)} lines",
+        f"worker: {view.worker or 'all'}",
+        "follow: on" if view.follow else "follow: off (f)",
+        f"wrap: {'on' if view.wrap else 'off'}",
+        f"timestamps: {'on' if view.timestamps else 'off'}",
+    ]
+    if view.pattern:
+        where = f"{view.current_match + 1}/" if view.current_match >= 0 else ""
+        found = len(view.matches)
+        parts.append(f"search {view.pattern!r}: {where}{found} line{'' if found == 1 else 's'}")
+    return parts
+
+
+def _narrow_status(view: LogView) -> list[str]:
+    """Return the status line's parts for a narrow terminal: no wrapping or timestamps (the
+    lines show them), the search's matches without words."""
+    parts = [
+        f"{view.shown_count}/{len(view.lines)} lines",
+        f"worker {view.worker or 'all'}",
+        "follow on" if view.follow else "follow off (f)",
+    ]
+    if view.pattern:
+        where = f"{view.current_match + 1}/" if view.current_match >= 0 else ""
+        parts.append(f"/{view.pattern}: {where}{len(view.matches)}")
+    return parts
 
 
 def _worker_order(name: str) -> tuple[int, int, str]:

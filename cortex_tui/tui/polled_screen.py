@@ -32,15 +32,12 @@ class PolledScreen(ViewScreen):
     """
 
     HELP: ClassVar[str] = ""
-    NARROW_BELOW: ClassVar[int] = 0
-    """Below this many columns the view takes its narrow layout (class ``-narrow``)."""
     REFUSED_WHEN_READONLY: ClassVar[dict[str, str]] = {}
     """The view's actions that change something, and what a refusal calls each."""
 
     def __init__(self) -> None:
         super().__init__()
         self._in_flight = False
-        self.narrow = False
 
     def fetch(self, client: CortexClient) -> Any:
         """Return what the screen shows; called in a worker thread."""
@@ -71,26 +68,13 @@ class PolledScreen(ViewScreen):
     # --- polling ----------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self._fit(self.app.size.width)
+        self.fit(self.app.size.width)
         self.poll_now()
         self.set_interval(self.cortex.refresh_s, self._tick)
 
     def on_screen_resume(self) -> None:
-        self._fit(self.app.size.width)
+        self.fit(self.app.size.width)
         self.poll_now()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._fit(event.size.width)
-
-    def _fit(self, width: int) -> None:
-        narrow = width < self.NARROW_BELOW
-        if narrow != self.narrow:
-            self.narrow = narrow
-            self.set_class(narrow, "-narrow")
-            self.refill()
-
-    def refill(self) -> None:
-        """Show the data again, without fetching: the layout or the filter changed."""
 
     # --- the / filter of a list ------------------------------------------------------
 

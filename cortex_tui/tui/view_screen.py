@@ -3,8 +3,9 @@ own widgets, and a footer of its keys."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.screen import Screen
 
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 
 class ViewScreen(Screen[None]):
     """Base of the full-screen views; subclasses yield their widgets in ``compose_body``."""
+
+    NARROW_BELOW: ClassVar[int] = 0
+    """Below this many columns the view takes its narrow layout (class ``-narrow``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.narrow = False
 
     @property
     def cortex(self) -> CortexApp:
@@ -33,3 +41,17 @@ class ViewScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         """Yield the widgets between the banner and the footer."""
         yield from ()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit(event.size.width)
+
+    def fit(self, width: int) -> None:
+        """Take the narrow layout below ``NARROW_BELOW`` columns, else the wide one."""
+        narrow = width < self.NARROW_BELOW
+        if narrow != self.narrow:
+            self.narrow = narrow
+            self.set_class(narrow, "-narrow")
+            self.refill()
+
+    def refill(self) -> None:
+        """Show the data again, without fetching: the layout or the filter changed."""
