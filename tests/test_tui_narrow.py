@@ -6,6 +6,7 @@ from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Button, Static
 
+from cortex_tui.cli.timefmt import local_time
 from cortex_tui.tui import CortexApp
 from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
@@ -146,6 +147,31 @@ def test_every_views_help_fits_without_scrolling() -> None:
             assert overflow == 0, (view, keys)
             assert keys.count("esc") == 1 and "escape" not in keys  # its own esc, once
             assert keys[-1] == "q"
+
+    run(scenario, size=NARROW)
+
+
+async def job_view(app: CortexApp, pilot: Pilot[None], job_id: str) -> JobScreen:
+    """Open a job's view and return it once it shows the job and its failed batches."""
+    view = JobScreen(tui_stub.API, job_id)
+    app.push_screen(view)
+    await until(pilot, lambda: view.job is not None and view.failed_batches != [])
+    await pilot.pause(0.1)
+    return view
+
+
+def test_the_failed_batches_read_whole_with_the_error_last() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        view = await job_view(app, pilot, tui_stub.FAILED)
+        header, row = shown(view.query_one("#ledger", KeyedTable)).splitlines()[:2]
+        assert header.split() == ["BATCH", "ITEMS", "WORKER", "FAILED", "AT", "ERROR"]
+        batch = tui_stub.FAILED_BATCHES[0]
+        time_of_day = local_time(batch["failed_time"]).split()[1]
+        assert row.split()[:4] == ["0", "0-9", "w1", time_of_day]
+        assert row.rstrip().endswith(batch["error"])
+        await pilot.resize_terminal(160, 48)  # wide again: every column, the date too
+        await until(pilot, lambda: "ATTEMPTS" in shown(view.query_one("#ledger", KeyedTable)))
+        assert local_time(batch["failed_time"]) in shown(view.query_one("#ledger", KeyedTable))
 
     run(scenario, size=NARROW)
 

@@ -31,7 +31,7 @@ from cortex_tui.tui.cells import (
 )
 from cortex_tui.tui.confirm_screen import ConfirmScreen
 from cortex_tui.tui.gpu_table import gpu_table
-from cortex_tui.tui.keyed_table import KeyedTable, Row
+from cortex_tui.tui.keyed_table import Cell, KeyedTable, Row
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.polled_screen import PolledScreen
 from cortex_tui.tui.results_screen import ResultsScreen
@@ -47,6 +47,15 @@ LEDGER_COLUMNS = (
     ("items", "ITEMS"),
     ("time", "FAILED AT"),
 )
+# Below 120 columns: the time of day, no attempts (the traceback shows them), and the
+# error last, where a long one is cut without cutting the other columns.
+NARROW_LEDGER_COLUMNS = (
+    ("batch", "BATCH"),
+    ("items", "ITEMS"),
+    ("worker", "WORKER"),
+    ("time", "FAILED AT"),
+    ("error", "ERROR"),
+)
 
 
 class JobScreen(PolledScreen):
@@ -57,17 +66,19 @@ class JobScreen(PolledScreen):
         "A job, live. The bar counts succeeded (green), failed (red), in-flight (yellow) and"
         " remaining batches separately. Throughput is measured from successive refreshes;"
         " the ETA uses the last minute's rate. Failed batches are listed with their error,"
-        " attempts and worker: select one and press t (or enter) for its traceback. s stops"
-        " the job after confirmation; l opens its logs; o its results (paged, s there saves"
-        " them); n submits another job. R re-runs the failed batches of an ended job as a new"
-        " job, after confirmation, and opens it."
+        " attempts (below 120 columns, in the traceback only) and worker: select one and"
+        " press t (or enter) for its traceback. s stops the job after confirmation; l opens"
+        " its logs; o its results (paged, s there saves them); n submits another job. R"
+        " re-runs the failed batches of an ended job as a new job, after confirmation, and"
+        " opens it."
     )
     READONLY_HELP = (
         "A job, live. The bar counts succeeded (green), failed (red), in-flight (yellow) and"
         " remaining batches separately. Throughput is measured from successive refreshes;"
         " the ETA uses the last minute's rate. Failed batches are listed with their error,"
-        " attempts and worker: select one and press t (or enter) for its traceback. l opens"
-        " its logs; o its results (paged, s there saves them)."
+        " attempts (below 120 columns, in the traceback only) and worker: select one and"
+        " press t (or enter) for its traceback. l opens its logs; o its results (paged, s"
+        " there saves them)."
     )
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -171,6 +182,12 @@ class JobScreen(PolledScreen):
         self._show_throughput(job)
         self.query_one("#config", Static).update(_config_text(job))
 
+    def refill(self) -> None:
+        if self.job is not None:  # what the layout changes
+            self._show_ledger()
+            self._show_summary(self.job)
+            self._show_progress(self.job)
+
     def _show_summary(self, job: Json) -> None:
         now = self.cortex.clock()
         status = status_text(job.get("status"))
@@ -265,22 +282,14 @@ class JobScreen(PolledScreen):
             title.update("Throughput: measuring…")
 
     def _show_ledger(self) -> None:
+        columns = NARROW_LEDGER_COLUMNS if self.narrow else LEDGER_COLUMNS
         rows: list[Row] = [
-            (
-                _ledger_key(batch),
-                (
-                    str(batch.get("batch_index")),
-                    Text(str(batch.get("error") or "-"), style="red"),
-                    str(batch.get("attempts", "-")),
-                    str(batch.get("worker") or "-"),
-                    _item_span(batch.get("first_item"), batch.get("size")),
-                    local_time(batch.get("failed_time")),
-                ),
-            )
-            for batch in self.failed_batches
+            (_ledger_key(batch), _ledger_cells(batch, self.narrow)) for batch in self.failed_batches
         ]
-        self.query_one("#ledger", KeyedTable).sync(rows)
-        self.query_one("#ledger", KeyedTable).display = bool(rows)
+        ledger = self.query_one("#ledger", KeyedTable)
+        ledger.set_columns(columns)
+        ledger.sync(rows)
+        ledger.display = bool(rows)
         self.query_one("#ledger-empty", Static).update("" if rows else "none: no batch has failed")
         self.query_one("#ledger-title", Static).update(
             f"Failed batches ({len(rows)}) — select one, t for its traceback"
@@ -371,6 +380,22 @@ def _config_text(job: Json) -> str:
     shown["config"] = job.get("config") or {}
     text: str = yaml.safe_dump(shown, sort_keys=False, default_flow_style=False, width=100)
     return text.rstrip("\n")
+
+
+def _ledger_cells(batch: Json, narrow: bool) -> tuple[Cell, ...]:
+    """Return a failed batch's cells in the ledger's columns (``narrow``: its narrow ones)."""
+    failed_time = local_time(batch.get("failed_time"))
+    by_column: dict[str, Cell] = {
+        "batch": str(batch.get("batch_index")),
+        "error": Text(str(batch.get("error") or "-"), style="red"),
+        "attempts": str(batch.get("attempts", "-")),
+        "worker": str(batch.get("worker") or "-"),
+        "items": _item_span(batch.get("first_item"), batch.get("size")),
+        # The time of day alone in the narrow layout (the summary shows the job's dates).
+        "time": failed_time.split()[-1] if narrow else failed_time,
+    }
+    columns = NARROW_LEDGER_COLUMNS if narrow else LEDGER_COLUMNS
+    return tuple(by_column[key] for key, _ in columns)
 
 
 def _ledger_key(batch: Json) -> str:
