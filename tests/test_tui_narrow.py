@@ -176,6 +176,18 @@ def test_the_failed_batches_read_whole_with_the_error_last() -> None:
     run(scenario, size=NARROW)
 
 
+def test_the_progress_legend_keeps_to_one_line() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        view = await job_view(app, pilot, tui_stub.RUNNING)
+        _, legend = shown(view.query_one("#bar", Static)).splitlines()  # nothing wrapped
+        assert legend.split() == [
+            *("■", "succeeded", "120", "■", "failed", "3", "■", "in", "flight", "4"),
+            *("■", "to", "do", "273", "123/400", "done,", "31%"),
+        ]
+
+    run(scenario, size=NARROW)
+
+
 def test_the_logs_status_keeps_to_one_line() -> None:
     async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
         view = LogsScreen(tui_stub.API, tui_stub.FAILED)

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import Input
 
 from cortex_tui.errors import InputError
-from cortex_tui.tui.cells import progress_cell, stacked_bar, status_text
+from cortex_tui.tui.cells import legend, progress_cell, stacked_bar, status_text
 from cortex_tui.tui.log_view import LogView
 from cortex_tui.tui.logline import parse_line
 from cortex_tui.tui.path_input import PathInput, PathSuggester, complete_path
@@ -38,6 +39,13 @@ def test_progress_cell_and_status_text() -> None:
     assert progress_cell(job, 8).plain.endswith(" 4/8")
     assert status_text("status_completed_with_failures").plain == "completed with failures"
     assert "red" in str(status_text("status_worker_oom").style)
+
+
+def test_a_legend_breaks_only_between_its_parts() -> None:
+    parts = [Text("■ succeeded 1234"), Text("■ failed 12"), Text("10/20 done, 50%")]
+    assert legend(parts, 80, gap=2).plain == "■ succeeded 1234  ■ failed 12  10/20 done, 50%"
+    assert legend(parts, 30, gap=2).plain == "■ succeeded 1234  ■ failed 12\n10/20 done, 50%"
+    assert legend(parts, 10, gap=2).plain.splitlines() == [part.plain for part in parts]
 
 
 def test_eta_follows_the_recent_rate_not_the_average() -> None:

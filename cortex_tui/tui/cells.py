@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
@@ -62,6 +63,23 @@ def stacked_bar(succeeded: int, failed: int, total: int, width: int, in_flight: 
     for count, (_, style) in zip(cells, parts, strict=True):
         text.append("█" * count, style=style)
     text.append("░" * (width - sum(cells)), style=REMAINING_STYLE)
+    return text
+
+
+def legend(parts: Sequence[Text], width: int, gap: int) -> Text:
+    """Return ``parts`` on a line, ``gap`` spaces apart, breaking the line only between two
+    parts, where the next would pass ``width``."""
+    text = Text()
+    used = 0
+    for part in parts:
+        if used and used + gap + part.cell_len > width:
+            text.append("\n")
+            used = 0
+        elif used:
+            text.append(" " * gap)
+            used += gap
+        text.append_text(part)
+        used += part.cell_len
     return text
 
 

@@ -25,6 +25,7 @@ from cortex_tui.tui.cells import (
     SUCCEEDED_STYLE,
     eta_text,
     is_terminal,
+    legend,
     remaining_batches,
     stacked_bar,
     status_text,
@@ -223,17 +224,22 @@ class JobScreen(PolledScreen):
         width = max(10, self.query_one("#bar", Static).size.width or 60)
         text = stacked_bar(succeeded, failed, total, width, in_flight=in_flight)
         text.append("\n")
-        for label, count, style in (
-            ("succeeded", succeeded, SUCCEEDED_STYLE),
-            ("failed", failed, FAILED_STYLE),
-            ("in flight", in_flight, IN_FLIGHT_STYLE),
-            ("remaining", remaining, REMAINING_STYLE),
-        ):
-            text.append("■ ", style=style)
-            text.append(f"{label} {count}   ")
+        parts = [
+            Text.assemble(("■ ", style), f"{label} {count}")
+            for label, count, style in (
+                ("succeeded", succeeded, SUCCEEDED_STYLE),
+                ("failed", failed, FAILED_STYLE),
+                ("in flight", in_flight, IN_FLIGHT_STYLE),
+                ("to do" if self.narrow else "remaining", remaining, REMAINING_STYLE),
+            )
+        ]
         done = succeeded + failed
         percent = f"{100 * done / total:.0f}%" if total else "-"
-        text.append(f"({done}/{total} batches done, {percent})", style="bold")
+        summary = f"{done}/{total} done, {percent}"
+        if not self.narrow:
+            summary = f"({done}/{total} batches done, {percent})"
+        parts.append(Text(summary, style="bold"))
+        text.append_text(legend(parts, width, gap=2 if self.narrow else 3))
         self.query_one("#bar", Static).update(text)
 
     def _show_stats(self, job: Json) -> None:
