@@ -8,6 +8,7 @@ from textual.widgets import Button, Static
 
 from cortex_tui.cli.timefmt import local_time
 from cortex_tui.tui import CortexApp
+from cortex_tui.tui.confirm_screen import ConfirmScreen
 from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
@@ -215,5 +216,24 @@ def test_the_logs_status_keeps_to_one_line() -> None:
             "job ended",
         ]
         assert status.size.height == 1
+
+    run(scenario, size=NARROW)
+
+
+async def footer_keys(app: CortexApp, pilot: Pilot[None]) -> list[tuple[str, str]]:
+    """Return the keys the footer in view offers (but the palette's), with what each does."""
+    await until(pilot, lambda: bool(app.screen.query("FooterKey")))
+    await pilot.pause(0.1)
+    keys = app.screen.query("FooterKey").exclude(".-command-palette")
+    assert all(key.region.bottom == app.size.height for key in keys)  # on the bottom line
+    return [(key.key, key.description) for key in keys]  # type: ignore[attr-defined]
+
+
+def test_the_stop_dialogs_footer_offers_its_own_keys() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await job_view(app, pilot, tui_stub.RUNNING)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert await footer_keys(app, pilot) == [("y", "Confirm"), ("n", "Cancel")]
 
     run(scenario, size=NARROW)

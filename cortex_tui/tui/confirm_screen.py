@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from cortex_tui.tui.key_footer import KeyFooter
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Confirm (``y``) or cancel (``n``, ``escape``); Cancel has the focus."""
@@ -56,6 +58,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal():
                 yield Button("Cancel (n)", id="cancel")
                 yield Button(f"{self._confirm_label} (y)", id="confirm", variant="error")
+        yield KeyFooter()  # over the view's: its keys do nothing while the dialog is open
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
