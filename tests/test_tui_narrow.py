@@ -13,6 +13,7 @@ from cortex_tui.tui.help_screen import HelpScreen
 from cortex_tui.tui.job_screen import JobScreen
 from cortex_tui.tui.jobs_screen import JobsScreen
 from cortex_tui.tui.keyed_table import KeyedTable
+from cortex_tui.tui.list_filter import ListFilter
 from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests import tui_stub
@@ -235,5 +236,21 @@ def test_the_stop_dialogs_footer_offers_its_own_keys() -> None:
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert await footer_keys(app, pilot) == [("y", "Confirm"), ("n", "Cancel")]
+
+    run(scenario, size=NARROW)
+
+
+def test_the_filters_footer_says_what_enter_and_escape_do_there() -> None:
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.focused, ListFilter))
+        assert await footer_keys(app, pilot) == [
+            ("enter", "Back to list"),
+            ("escape", "Clear filter"),
+        ]
+        await pilot.press("t", "e", "s", "t", "/", "enter")
+        assert isinstance(app.focused, KeyedTable)
+        assert app.screen.query_one(ListFilter).value == "test/"
+        assert ("slash", "Filter") in await footer_keys(app, pilot)
 
     run(scenario, size=NARROW)

@@ -116,9 +116,7 @@ class ApisScreen(PolledScreen):
         self.sub_title = f"{count} · {self.cortex.client.base_url}"
 
     def action_open(self) -> None:
-        """Open the selected API's jobs (from the filter: go to the table)."""
-        if self.leave_filter():
-            return
+        """Open the selected API's jobs."""
         name = self.query_one(KeyedTable).selected_key
         if name is not None:
             self.app.push_screen(JobsScreen(name))

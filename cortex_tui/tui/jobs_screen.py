@@ -177,9 +177,7 @@ class JobsScreen(PolledScreen):
         return next((j for j in self.jobs if j["job_id"] == job_id), None)
 
     def action_open(self) -> None:
-        """Open the selected job (from the filter: go to the list)."""
-        if self.leave_filter():
-            return
+        """Open the selected job."""
         job = self._selected()
         if job is not None:
             self.app.push_screen(JobScreen(self.api, job["job_id"]))

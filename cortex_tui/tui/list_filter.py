@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.widgets import Input
 
 
@@ -9,10 +10,14 @@ class ListFilter(Input):
     """A one-line filter above a list, hidden until ``/`` opens it.
 
     Enter goes back to the list keeping the filter (the box stays in view while it filters);
-    escape clears it.
+    escape clears it. Both are the screen's actions: it knows the list.
     """
 
     DEFAULT_CSS = "ListFilter { display: none; }"
+    BINDINGS = [
+        Binding("enter", "screen.keep_filter", "Back to list"),
+        Binding("escape", "screen.back", "Clear filter"),
+    ]
 
     @property
     def needle(self) -> str:

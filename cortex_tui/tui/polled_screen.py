@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     pass
 
 
+_LIST_ACTIONS = ("open", "filter")  # a list's enter and /, hidden while its filter has focus
+
+
 class PolledScreen(ViewScreen):
     """Base of the APIs, jobs and job screens.
 
@@ -52,6 +55,9 @@ class PolledScreen(ViewScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # False, not None: read-only hides these keys (footer, help, command palette)
         # rather than showing them disabled.
+        if action in _LIST_ACTIONS and self.list_filter is not None:
+            # In the filter, enter and / are the filter's (its footer says what they do).
+            return not self.list_filter.has_focus
         return not (self.cortex.readonly and action in self.REFUSED_WHEN_READONLY)
 
     def on_key(self, event: events.Key) -> None:
@@ -85,22 +91,17 @@ class PolledScreen(ViewScreen):
 
     def action_filter(self) -> None:
         """Filter the list: only rows holding what is typed."""
-        # A priority key, so that what is typed right after it lands in the filter; so a /
-        # typed in the filter comes here too.
+        # A priority key, so that what is typed right after it lands in the filter.
         box = self.list_filter
-        if box is not None and box.has_focus:
-            box.insert_text_at_cursor("/")
-        elif box is not None:
+        if box is not None:
             box.open()
 
-    def leave_filter(self) -> bool:
-        """Go from the filter back to the list, keeping it; return whether it had focus."""
+    def action_keep_filter(self) -> None:
+        """Go from the filter back to the list, keeping the filter."""
         box = self.list_filter
-        if box is None or not box.has_focus:
-            return False
-        box.keep()
-        self.query_one(KeyedTable).focus()
-        return True
+        if box is not None:
+            box.keep()
+            self.query_one(KeyedTable).focus()
 
     def on_input_changed(self, event: ListFilter.Changed) -> None:
         if event.input is self.list_filter:
