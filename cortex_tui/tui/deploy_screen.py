@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, LoadingIndicator, Static
 
 from cortex_tui.errors import CortexTuiError
+from cortex_tui.tui.key_footer import KeyFooter
 from cortex_tui.tui.path_input import PathInput, PathSuggester
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class DeployScreen(ModalScreen[bool]):
             with Horizontal():
                 yield Button("Close (esc)", id="close")
                 yield Button("Deploy (enter)", id="deploy", variant="primary")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#path", PathInput).focus()

@@ -11,6 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from cortex_tui.tui.key_footer import KeyFooter
+
 _GLOBAL = (
     ("ctrl+p", "command palette: every action, searchable"),
     ("?", "this help"),
@@ -69,6 +71,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(text)
             yield Static(keys)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.height < self.SHORT_BELOW, "-short")

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from cortex_tui.errors import CortexTuiError, InputError
 from cortex_tui.items import parse_config, read_items, read_jsonl, split_config_line
+from cortex_tui.tui.key_footer import KeyFooter
 from cortex_tui.tui.path_input import PathInput, PathSuggester
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class SubmitScreen(ModalScreen[str | None]):
             with Horizontal():
                 yield Button("Cancel (esc)", id="cancel")
                 yield Button("Submit (ctrl+s)", id="submit", variant="primary")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#source", Input).focus()

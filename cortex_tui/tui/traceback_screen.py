@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from cortex_tui.tui.key_footer import KeyFooter
+
 _PAYLOAD_CHARS = 2000
 
 
@@ -58,6 +60,7 @@ class TracebackScreen(ModalScreen[None]):
                 ),
                 id="traceback",
             )
+        yield KeyFooter()
 
     def action_close(self) -> None:
         """Close the traceback."""
