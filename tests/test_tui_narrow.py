@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+import httpx
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Button, Static
@@ -18,6 +21,7 @@ from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests import tui_stub
 from tests.test_tui_stubbed import offered, run, shown, until
+from tests.tui_stub import Recorded
 
 NARROW = (80, 24)
 
@@ -254,3 +258,33 @@ def test_the_filters_footer_says_what_enter_and_escape_do_there() -> None:
         assert ("slash", "Filter") in await footer_keys(app, pilot)
 
     run(scenario, size=NARROW)
+
+
+class HeldJob(Recorded):
+    """Answers the running job's status only once released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/{tui_stub.API}/{tui_stub.RUNNING}":
+            self.released.wait(20)
+        return super().handler(request)
+
+
+def test_the_footer_drops_retry_once_the_job_turns_out_to_be_running() -> None:
+    recorded = HeldJob()
+
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        view = JobScreen(tui_stub.API, tui_stub.RUNNING)
+        app.push_screen(view)
+        before = await offered(app, pilot)  # before the job is known: both offered
+        recorded.released.set()
+        await until(pilot, lambda: view.job is not None)
+        await pilot.pause(0.2)
+        after = await offered(app, pilot)
+        assert {"s", "R"} <= set(before)
+        assert "s" in after and "R" not in after and "t" in after
+
+    run(scenario, size=NARROW, recorded=recorded)

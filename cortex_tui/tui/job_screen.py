@@ -164,7 +164,7 @@ class JobScreen(PolledScreen):
 
     def show(self, data: Any) -> None:
         job: Json = data["job"]
-        offers = self._offers()
+        offers = None if self.job is None else self._offers()  # None: every key offered
         self.job = job
         if self._offers() != offers:
             self.refresh_bindings()
