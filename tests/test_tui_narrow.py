@@ -21,7 +21,7 @@ from cortex_tui.tui.logs_screen import LogsScreen
 from cortex_tui.tui.submit_screen import SubmitScreen
 from tests import tui_stub
 from tests.test_tui_stubbed import offered, run, shown, until
-from tests.tui_stub import Recorded
+from tests.tui_stub import Recorded, Ticks
 
 NARROW = (80, 24)
 
@@ -288,3 +288,18 @@ def test_the_footer_drops_retry_once_the_job_turns_out_to_be_running() -> None:
         assert "s" in after and "R" not in after and "t" in after
 
     run(scenario, size=NARROW, recorded=recorded)
+
+
+def test_the_throughput_title_keeps_to_one_line() -> None:
+    ticks = Ticks()
+
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        view = await job_view(app, pilot, tui_stub.RUNNING)
+        for done in (130, 141, 150):
+            ticks.now += 2
+            view.show({"job": tui_stub.running_job(done), "failed_batches": None, "failed": 3})
+        await pilot.pause(0.1)
+        title = view.query_one("#spark-title", Static)
+        assert shown(title).strip() == "Throughput: batches/s last 5m (now 5.00, peak 5.50)"
+
+    run(scenario, size=NARROW, ticks=ticks)

@@ -188,6 +188,7 @@ class JobScreen(PolledScreen):
             self._show_ledger()
             self._show_summary(self.job)
             self._show_progress(self.job)
+            self._show_throughput(self.job)
 
     def _show_summary(self, job: Json) -> None:
         now = self.cortex.clock()
@@ -278,10 +279,10 @@ class JobScreen(PolledScreen):
         title = self.query_one("#spark-title", Static)
         if rates and recent is not None:  # now: the rate the ETA uses
             window = format_duration(self.throughput.window_s)
-            title.update(
-                f"Throughput: batches/s over the last {window}, oldest on the left"
-                f" (now {recent:.2f}, peak {max(rates):.2f})"
+            over = (
+                f"last {window}" if self.narrow else f"over the last {window}, oldest on the left"
             )
+            title.update(f"Throughput: batches/s {over} (now {recent:.2f}, peak {max(rates):.2f})")
         elif is_terminal(job.get("status")):
             title.update("Throughput: the job has ended (measured only while it runs)")
         else:
