@@ -222,3 +222,27 @@ def test_what_is_typed_right_after_the_slash_lands_in_the_filter() -> None:
         assert app.screen.query_one(ListFilter).value == "01/"
 
     run(scenario)
+
+
+def test_each_view_polls_on_one_timer(monkeypatch: Any) -> None:
+    from cortex_tui.tui.polled_screen import PolledScreen
+
+    timers: list[str] = []
+    set_interval = PolledScreen.set_interval
+
+    def counted(self: PolledScreen, interval: float, callback: Any, **kwargs: Any) -> Any:
+        if getattr(callback, "__name__", "") == "_tick":  # not Textual's own timers
+            timers.append(type(self).__name__)
+        return set_interval(self, interval, callback, **kwargs)
+
+    monkeypatch.setattr(PolledScreen, "set_interval", counted)
+
+    async def scenario(app: CortexApp, pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        app.push_screen(JobScreen(tui_stub.API, tui_stub.RUNNING))
+        await until(pilot, lambda: isinstance(app.screen, JobScreen))
+        await pilot.pause(0.1)
+
+    run(scenario)
+    assert sorted(timers) == ["ApisScreen", "JobScreen", "JobsScreen"]

@@ -82,7 +82,6 @@ class ApisScreen(PolledScreen):
     def on_mount(self) -> None:
         self.title = self.cortex.view_title("APIs")
         self.query_one(KeyedTable).focus()
-        super().on_mount()
 
     def fetch(self, client: CortexClient) -> Any:
         return client.list_apis()

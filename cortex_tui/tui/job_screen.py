@@ -137,7 +137,6 @@ class JobScreen(PolledScreen):
     def on_mount(self) -> None:
         self.title = self.cortex.view_title(f"Job {self.job_id}")
         self.sub_title = self.api
-        super().on_mount()
 
     def fetch(self, client: CortexClient) -> Any:
         job = client.job_status(self.api, self.job_id)

@@ -95,7 +95,6 @@ class JobsScreen(PolledScreen):
     def on_mount(self) -> None:
         self.title = self.cortex.view_title(f"Jobs of {self.api}")
         self.query_one(KeyedTable).focus()
-        super().on_mount()
 
     def fetch(self, client: CortexClient) -> Any:
         return client.list_jobs(self.api, limit=JOBS_LIMIT)

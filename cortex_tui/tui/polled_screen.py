@@ -74,6 +74,8 @@ class PolledScreen(ViewScreen):
     # --- polling ----------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # Textual calls every class's own on_mount, this one after a view's: a view's
+        # on_mount must not call it again (that set a second timer, polling twice as often).
         self.fit(self.app.size.width)
         self.poll_now()
         self.set_interval(self.cortex.refresh_s, self._tick)
