@@ -246,7 +246,8 @@ def ensure_server(
         if address is None:
             raise
     except ApiError as e:
-        if e.status_code == 401 and is_loopback_url(client.base_url):
+        token_given = os.environ.get("CORTEX_TUI_TOKEN", "").strip()
+        if e.status_code == 401 and is_loopback_url(client.base_url) and not token_given:
             raise _not_this_homes(client.base_url, home) from None
         raise
     if not after_down and (home / DOWN_MARKER).exists():
@@ -261,12 +262,7 @@ def ensure_server(
 
 
 def _not_this_homes(url: str, home: Path) -> CortexTuiError:
-    """The error for a loopback orchestrator that refused the token this command sent."""
-    if os.environ.get("CORTEX_TUI_TOKEN", "").strip():
-        return CortexTuiError(
-            f"the orchestrator at {url} refused the token in CORTEX_TUI_TOKEN: it is not that"
-            " orchestrator's token"
-        )
+    """The error for a loopback orchestrator that refused this home's token."""
     return CortexTuiError(
         f"the orchestrator at {url} is not the one of {display_path(home)} (it refused this"
         " home's token): another home's orchestrator listens on that port. Use that home"

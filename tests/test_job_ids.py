@@ -27,6 +27,7 @@ def two_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server,
         newer = srv.submit(API, items_job([3]))["job_id"]
         for job_id in (older, newer):
             assert srv.wait(API, job_id)["status"] == "status_succeeded"
+            srv.wait_workers_gone(API, job_id)  # answers compared below stay the same
         yield srv, older, newer
     finally:
         left = srv.cleanup()
