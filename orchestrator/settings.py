@@ -78,7 +78,8 @@ class Settings:
     # home), where API images go ("ecr": the home's ECR repository; "": the local image tag,
     # for emulators), extra environment for workers ("K=V,K=V": an emulator's dummy keys),
     # how long an idle worker waits before it exits, how long an exit waits for the
-    # worker's last events, and the longest a worker may run when its job has no timeout.
+    # worker's last events, the longest a worker may run when its job has no timeout, and
+    # how long a running job waits out an AWS that does not answer before it fails.
     aws_region: str = ""
     aws_bucket: str = ""
     aws_job_queue: str = ""
@@ -87,6 +88,7 @@ class Settings:
     aws_idle_exit_s: float = 300.0
     aws_event_grace_s: float = 30.0
     aws_max_worker_s: float = 86400.0
+    aws_unreachable_grace_s: float = 600.0
 
     @property
     def db_path(self) -> Path:
