@@ -294,3 +294,70 @@ def test_a_docker_job_asking_for_more_cpus_than_the_engine_has_is_refused_at_sub
     assert error.startswith("compute.cpu: each worker of this API asks for 4096 CPUs")
     assert "the Docker engine has only" in error
     assert jobs == []
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("compute", "texts"),
+    [
+        pytest.param(
+            {"mem": 1},
+            ["compute.mem: each worker of this API asks for 1 byte", "at least 6Mi"],
+            id="mem-1",
+        ),
+        pytest.param(
+            {"mem": "1Mi"},
+            ["compute.mem: each worker of this API asks for 1Mi", "at least 6Mi"],
+            id="mem-1Mi",
+        ),
+        pytest.param(
+            {"cpu": 0.001},
+            ["compute.cpu: each worker of this API asks for 0.001 CPUs", "at least 0.01"],
+            id="cpu-0.001",
+        ),
+        pytest.param(
+            {"cpu": "9m"},
+            ["compute.cpu: each worker of this API asks for 0.009 CPUs", "at least 0.01"],
+            id="cpu-9m",
+        ),
+    ],
+)
+def test_a_docker_job_asking_for_less_than_the_engine_allows_is_refused_at_submit(
+    tmp_path: Path, compute: dict[str, Any], texts: list[str]
+) -> None:
+    # The engine would refuse each worker's container (memory under 6 MiB: "Minimum memory
+    # limit allowed is 6MB"; a CFS quota under 1 ms: runc's "invalid argument").
+    import dockerkit
+
+    dockerkit.require_engine()
+    project = make_project(tmp_path, "tiny", PREDICTOR, compute=compute)
+    with InProcessServer(tmp_path / "home") as server:
+        server.deploy(project)  # on the process backend, which has no such minimum
+
+        response = server.http.post("/tiny", json={**items(1), "backend": "docker"})
+        jobs = server.http.get("/tiny").json()["jobs"]
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    for text in texts:
+        assert text in error
+    assert "deploy again" in error
+    assert jobs == []
+
+
+@pytest.mark.docker
+def test_a_docker_job_at_the_engines_minimums_passes_the_submit_check(tmp_path: Path) -> None:
+    # 10m is a CFS quota of exactly 1 ms per 100 ms period; 6Mi is docker's own minimum.
+    import dockerkit
+
+    from orchestrator.backends.docker.backend import DockerBackend
+    from orchestrator.settings import Settings
+
+    dockerkit.require_engine()
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    backend = DockerBackend(settings)
+    try:
+        backend.check_job({"name": "least", "compute": {"cpu": 0.01, "mem": 6 * 2**20}})
+    finally:
+        backend.close()

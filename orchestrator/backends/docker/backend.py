@@ -18,6 +18,11 @@ from orchestrator.errors import BackendError, InvalidRequest, WorkerStartError
 from orchestrator.settings import Settings
 
 LABEL = "cortex-tui"
+#: The least memory the engine gives a container ("Minimum memory limit allowed is 6MB").
+MIN_MEM_BYTES = 6 * 2**20
+#: The least CPU: the engine turns nano_cpus into a CFS quota per 100 ms period, and the
+#: kernel refuses a quota under 1 ms (runc: "cpu.cfs_quota_us: invalid argument").
+MIN_NANO_CPUS = 10_000_000
 _NO_GPU_RUNTIME = "could not select device driver"
 _INSTALL_TOOLKIT = (
     "install the NVIDIA Container Toolkit on the Docker host (apt-get install"
@@ -138,15 +143,30 @@ class DockerBackend(Backend):
     # --- workers -----------------------------------------------------------------
 
     def check_job(self, api_spec: dict[str, Any]) -> None:
-        """Refuse a job whose workers ask for more CPUs than the Docker engine has: the
-        engine would refuse each worker's container."""
-        cpu = api_spec.get("compute", {}).get("cpu")
+        """Refuse a job whose workers ask for more CPUs than the Docker engine has, or for
+        less memory or CPU than it can give a container: it would refuse each worker's."""
+        compute = api_spec.get("compute", {})
+        cpu, mem = compute.get("cpu"), compute.get("mem")
         have = self._cpus()
         if cpu and have is not None and float(cpu) > have:
             raise InvalidRequest(
                 f"compute.cpu: each worker of this API asks for {float(cpu):g} CPUs, but the"
                 f" Docker engine has only {have}; set compute.cpu to {have} or less (or leave"
                 " it out for no limit) and deploy again"
+            )
+        if cpu and _nano_cpus(cpu) < MIN_NANO_CPUS:
+            raise InvalidRequest(
+                f"compute.cpu: each worker of this API asks for {float(cpu):g} CPUs, but Docker"
+                f" needs at least {MIN_NANO_CPUS / 1e9:g} (a CPU quota of 1 ms per 100 ms);"
+                f" set compute.cpu to {MIN_NANO_CPUS / 1e9:g} (10m) or more (or leave it out"
+                " for no limit) and deploy again"
+            )
+        if mem and int(mem) < MIN_MEM_BYTES:
+            raise InvalidRequest(
+                f"compute.mem: each worker of this API asks for {_quantity(int(mem))}, but"
+                f" Docker needs at least {format_bytes(MIN_MEM_BYTES)}; set compute.mem to"
+                f" {format_bytes(MIN_MEM_BYTES)} or more (or leave it out for no limit) and"
+                " deploy again"
             )
 
     def _cpus(self) -> int | None:
@@ -205,7 +225,7 @@ class DockerBackend(Backend):
             "detach": True,
         }
         if cpu:
-            options["nano_cpus"] = int(float(cpu) * 1e9)
+            options["nano_cpus"] = _nano_cpus(cpu)
         if mem:
             options["mem_limit"] = options["memswap_limit"] = int(mem)
         if gpu:
@@ -370,6 +390,17 @@ class DockerBackend(Backend):
                 self._docker.types.Mount(target, source, type="bind", read_only=read_only)
             )
         return mounts
+
+
+def _nano_cpus(cpu: float) -> int:
+    """Return compute.cpu as the container's ``nano_cpus``."""
+    return int(float(cpu) * 1e9)
+
+
+def _quantity(n: int) -> str:
+    """Return a byte count as compute.mem would say it: ``1Mi``, ``1 byte``, ``500 bytes``."""
+    text = format_bytes(n)
+    return text if not text.isdigit() else f"{n} byte{'' if n == 1 else 's'}"
 
 
 def _describe_gpus(requests: list[Any] | None) -> str | None:
