@@ -274,6 +274,28 @@ def test_stop_kills_and_removes_the_containers_and_keeps_results(docker_server: 
     assert len(docker_server.results("testbench", job_id)) == done
 
 
+def test_a_docker_kill_under_a_memory_limit_is_a_kill_not_an_oom(
+    docker_server: Server, tmp_path: Path
+) -> None:
+    # Exit 137 under a memory limit looks like an OOM kill; the engine's OOMKilled says not.
+    predictor = (SAMPLES / "testbench" / "predictor.py").read_text()
+    docker_server.deploy(make_project(tmp_path, "killed", predictor, compute={"mem": "256Mi"}))
+    job = docker_server.submit(
+        "killed", items_job([1], max_worker_restarts=0, config={"sleep_s": 60})
+    )
+    [container] = wait_containers(docker_server, 1)
+    docker_server.wait_for("killed", job["job_id"], lambda s: s["worker_stats"]["running"] == 1)
+
+    subprocess.run(["docker", "kill", container["Id"]], check=True, capture_output=True)
+    status = docker_server.wait("killed", job["job_id"], timeout=30)
+
+    assert status["status"] == "status_worker_error", status
+    assert re.search(r"worker w\d+ was killed by signal 9", status["message"]), status
+    assert "OOM" not in status["message"]
+    [worker] = docker_server.workers("killed", job["job_id"])
+    assert worker["reason"] == "crash", worker
+
+
 def test_orchestrator_kill_9_and_restart_reattaches_to_running_containers(
     docker_server: Server, tmp_path: Path
 ) -> None:

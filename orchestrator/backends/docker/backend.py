@@ -289,9 +289,18 @@ class DockerBackend(Backend):
         return probe
 
     def _exit_probe(self, cid: str, state: dict[str, Any], mem: int | None) -> WorkerProbe:
+        """Return what an ended container's state says: an OOM kill, or its exit code.
+
+        The engine's ``OOMKilled`` decides; only an engine that does not report it leaves
+        a guess from exit 137 (SIGKILL) under a memory limit, which a ``docker kill`` or a
+        host's OOM killer outside the container's limit also gives.
+        """
         code = int(state.get("ExitCode") or 0)
-        stopped_by_us = cid in self._stopping
-        if state.get("OOMKilled") or (code == 137 and mem and not stopped_by_us):
+        if "OOMKilled" in state:
+            oom = bool(state["OOMKilled"])
+        else:
+            oom = code == 137 and bool(mem) and cid not in self._stopping
+        if oom:
             limit = f"{format_bytes(mem)} by compute.mem" if mem else "its memory limit"
             return WorkerProbe(
                 alive=False,
