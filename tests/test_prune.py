@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,47 @@ def test_only_this_homes_api_images_that_nothing_runs_from_are_removed(tmp_path:
 
 
 # --- races with prune and delete, decided in-process on a real store -------------------
+
+
+@pytest.mark.docker
+def test_prune_counts_only_the_layers_its_images_do_not_share(ctx: Context) -> None:
+    """Two API images on the ~180 MB base, each with its own 300 kB layer: removing them
+    frees about 600 kB, and the dry run says what the prune then reports."""
+    import dockerkit
+
+    dockerkit.require_engine()
+    base = dockerkit.ensure_base_image()
+    api = f"prune-{uuid.uuid4().hex[:12]}"
+    tags = [f"cortex-tui-api/{api}:{c * 16}" for c in "ab"]
+    client = dockerkit.client()
+    try:
+        for tag in tags:
+            dockerfile = (
+                f"FROM {base}\nLABEL cortex-tui.image=api test.tag={tag}\n"
+                "RUN python3 -c \"import os; open('/tmp/blob', 'wb').write(os.urandom(300_000))\"\n"
+            )
+            client.images.build(
+                fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True
+            )
+            log = ctx.settings.builds_dir / api / f"{tag.rpartition(':')[2]}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("built\n")
+
+        dry = prune.prune(ctx, None, dry_run=True)["images"]
+        real = prune.prune(ctx, None, dry_run=False)
+
+        assert sorted(i["image"] for i in dry["removed"]) == tags
+        assert all(300_000 <= i["bytes"] < 400_000 for i in dry["removed"]), dry
+        assert real["images"] == dry
+        assert 600_000 <= real["reclaimed_bytes"] < 800_000 + real["database"]["reclaimed_bytes"]
+        assert client.images.list(name=f"cortex-tui-api/{api}") == []
+    finally:
+        for tag in tags:
+            with contextlib.suppress(Exception):
+                client.images.remove(tag, force=True)
+        for backend in ctx.loaded_backends():
+            backend.close()
+        client.close()
 
 
 @pytest.fixture

@@ -188,7 +188,12 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _images(ctx: Context, dry_run: bool) -> dict[str, Any]:
-    """Remove the images this home built for API versions nothing runs from any more."""
+    """Remove the images this home built for API versions nothing runs from any more.
+
+    Each image's ``bytes`` are its backend's figure for what removing it frees (docker:
+    the layers no other image shares), read before removing: a dry run and the prune
+    after it say the same.
+    """
     report: dict[str, Any] = {"removed": [], "kept": [], "skipped": None}
     backends = _image_backends(ctx, report)
     if not backends:

@@ -103,7 +103,11 @@ class DockerBackend(Backend):
     def unused_images(self, in_use: list[tuple[str, dict[str, Any], Path]]) -> list[dict[str, Any]]:
         """Return the API images this home built (it has their build logs) that no version
         in ``in_use`` runs from. Other homes' and other tools' images are never listed, nor
-        any image of an API whose in-use version's image cannot be named."""
+        any image of an API whose in-use version's image cannot be named.
+
+        Each one's ``bytes`` are those removing it frees: the layers no other image shares
+        (an image's other tags count nothing; all of them, once).
+        """
         keep: set[str] = set()
         unsure: set[str] = set()
         for api_name, spec, snapshot in in_use:
@@ -118,14 +122,39 @@ class DockerBackend(Backend):
             images = self._client.images.list(filters={"label": f"{LABEL}.image=api"})
         except self._docker.errors.DockerException as e:
             raise BackendError(f"could not list the Docker engine's images: {e}") from e
-        return [
-            {"image": tag, "bytes": int(image.attrs.get("Size") or 0)}
-            for image in images
-            for tag in image.tags
-            if tag not in keep
-            and self._images.build_log(tag) is not None
-            and tag.rpartition(":")[0].split("/", 1)[-1] not in unsure
-        ]
+        unused = []
+        for image in images:
+            tags = [
+                tag
+                for tag in image.tags
+                if tag not in keep
+                and self._images.build_log(tag) is not None
+                and tag.rpartition(":")[0].split("/", 1)[-1] not in unsure
+            ]
+            if tags:
+                unused.append((image, tags))
+        own = self._own_bytes() if unused else {}
+        listed = []
+        for image, tags in unused:
+            # Untagging frees nothing while another tag holds the image.
+            frees = own.get(image.id, int(image.attrs.get("Size") or 0))
+            frees = frees if len(tags) == len(image.tags) else 0
+            listed += [{"image": tag, "bytes": 0 if i else frees} for i, tag in enumerate(tags)]
+        return listed
+
+    def _own_bytes(self) -> dict[str, int]:
+        """Return, by image id, the bytes of each image's layers that no other image shares
+        (the engine's ``Size - SharedSize``); none where the engine cannot say, so that an
+        image's whole size (an upper bound) stands for it."""
+        try:
+            usage = self._api.df()
+        except self._docker.errors.DockerException:
+            return {}
+        return {
+            str(image["Id"]): int(image["Size"]) - int(image["SharedSize"])
+            for image in usage.get("Images") or []
+            if int(image.get("SharedSize", -1)) >= 0
+        }
 
     def remove_image(self, image: str) -> str | None:
         """Untag (and, with its last tag, remove) an API image and its build log; say why
