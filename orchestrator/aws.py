@@ -29,6 +29,14 @@ class AwsError(OrchestratorError):
     status_code = 502
 
 
+class AwsUnreachable(InvalidRequest):
+    """AWS's endpoint did not answer (no connection, or a timeout).
+
+    At a request it is the user's to check (400, naming ``AWS_ENDPOINT_URL``); while a job
+    runs it is taken for a passing outage, and tried again for ``aws_unreachable_grace_s``.
+    """
+
+
 #: The tag every resource of a home carries (its value: the home's tag).
 HOME_TAG_KEY = "cortex-tui-home"
 #: Botocore's standard retry mode: throttling and transient errors back off and retry.
@@ -216,8 +224,8 @@ def explain(error: BaseException, doing: str) -> OrchestratorError:
         return InvalidRequest(
             f"{doing}: no AWS region is set: use --set aws_region=REGION, or AWS_DEFAULT_REGION"
         )
-    if isinstance(error, bx.EndpointConnectionError):
-        return InvalidRequest(f"{doing}: cannot reach AWS ({error}): check AWS_ENDPOINT_URL")
+    if isinstance(error, bx.ConnectionError | bx.HTTPClientError):  # refused, reset, timed out
+        return AwsUnreachable(f"{doing}: cannot reach AWS ({error}): check AWS_ENDPOINT_URL")
     code = error_code(error)
     if code in _CREDENTIAL_CODES:
         return InvalidRequest(

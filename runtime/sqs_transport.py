@@ -52,6 +52,10 @@ SQS_MAX = 10
 _GONE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
+#: How often a worker tries AWS again while it does not answer.
+UNANSWERED_RETRY_S = 2.0
+
+
 @dataclass(frozen=True)
 class Where:
     """A job's queues and bucket, as the launch description names them."""
@@ -144,6 +148,7 @@ class SqsTransport(Transport):
 
         self.where = Where.parse(description)
         self._worker_id, self._secret = worker_id, secret
+        self._wait_s = wait_s
         self._shared = _shared_of(f"{description}|{worker_id}")
         self._job_key = _job_key()
         config = botocore.config.Config(retries={"mode": "standard", "max_attempts": 8})
@@ -442,15 +447,32 @@ class SqsTransport(Transport):
         return body
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
-        """Call AWS; a deleted queue raises ``QueueGone``, any other failure ``WorkerError``."""
-        import botocore.exceptions
+        """Call AWS; a deleted queue raises ``QueueGone``, any other failure ``WorkerError``.
 
-        try:
-            return method(**kwargs)
-        except botocore.exceptions.ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", ""))
-            if code in _GONE:
-                raise QueueGone("the job's queue is gone: the job has ended") from None
-            raise WorkerError(f"AWS refused {method.__name__}: {e}") from None
-        except botocore.exceptions.BotoCoreError as e:
-            raise WorkerError(f"AWS call {method.__name__} failed: {e}") from None
+        An AWS that does not answer (no connection, a timeout) is waited out for up to the
+        worker's orchestrator wait, as the HTTP transport waits out its orchestrator.
+        """
+        import botocore.exceptions as bx
+
+        unanswered_since: float | None = None
+        while True:
+            try:
+                return method(**kwargs)
+            except bx.ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if code in _GONE:
+                    raise QueueGone("the job's queue is gone: the job has ended") from None
+                raise WorkerError(f"AWS refused {method.__name__}: {e}") from None
+            except (bx.ConnectionError, bx.HTTPClientError) as e:
+                now = time.monotonic()
+                if unanswered_since is None:
+                    unanswered_since = now
+                    print(f"AWS did not answer {method.__name__} ({e}); trying again for"
+                          f" up to {self._wait_s:g}s", flush=True)  # fmt: skip
+                elif now - unanswered_since >= self._wait_s:
+                    raise WorkerError(
+                        f"AWS did not answer {method.__name__} for {self._wait_s:g}s: {e}"
+                    ) from None
+                time.sleep(min(UNANSWERED_RETRY_S, self._wait_s))
+            except bx.BotoCoreError as e:
+                raise WorkerError(f"AWS call {method.__name__} failed: {e}") from None

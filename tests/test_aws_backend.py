@@ -372,3 +372,37 @@ def test_a_gpu_workers_heartbeat_sends_its_samples_as_a_signed_event(
     assert body["worker_id"] == "j1-w0"
     assert body["sig"] == sign("its-secret", body["event"])
     assert json.loads(body["event"]) == {"kind": "gpus", "gpus": [sample]}
+
+
+def test_a_running_job_waits_out_an_aws_that_does_not_answer_then_ends_saying_so(
+    server: Server, testbench: str
+) -> None:
+    assert server.moto is not None
+    relay = motokit.Relay(server.moto.port)  # the orchestrator and its workers reach AWS here
+    relay.mend()
+    server.stop()
+    server.env = {**server.env, "AWS_ENDPOINT_URL": relay.url}
+    server.settings = {**server.settings, "aws_unreachable_grace_s": "12"}
+    server.start()
+    job_id = server.submit(
+        testbench, items_job(list(range(400)), batch_size=1, config={"sleep_s": 0.1})
+    )["job_id"]
+    server.wait_for(testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] >= 5, timeout=90)
+
+    relay.cut()  # shorter than the grace: waited out
+    time.sleep(6)
+    assert server.status(testbench, job_id)["status"] == "status_running"
+    relay.mend()
+    before = server.status(testbench, job_id)["batch_metrics"]["succeeded"]
+    server.wait_for(
+        testbench, job_id, lambda s: s["batch_metrics"]["succeeded"] > before, timeout=60
+    )
+
+    relay.cut()  # longer than the grace: the job ends, saying why
+    status = server.wait(testbench, job_id, timeout=60)
+    relay.mend()  # so its workers hear that it ended
+
+    assert status["status"] == "status_unexpected_error", status
+    assert "cannot reach AWS" in status["message"]
+    assert "longer than aws_unreachable_grace_s (12s)" in status["message"]
+    server.wait_workers_gone(testbench, job_id, timeout=90)

@@ -20,7 +20,15 @@ import threading
 import time
 from typing import Any
 
-from orchestrator.aws import HOME_TAG_KEY, AwsError, Clients, Names, error_code, explain
+from orchestrator.aws import (
+    HOME_TAG_KEY,
+    AwsError,
+    AwsUnreachable,
+    Clients,
+    Names,
+    error_code,
+    explain,
+)
 from orchestrator.context import Context
 from orchestrator.delivery import handlers
 from orchestrator.delivery.sqs_drain import QUEUE_GONE, Drain
@@ -63,6 +71,8 @@ class SqsDelivery:
         self._told: dict[str, float] = {}  # ended jobs whose workers were told, and when
         self._opened: dict[str, float] = {}  # when this process opened each job's queues
         self._checked: dict[str, float] = {}  # when each job's work queue was last seen
+        # Per job, since when AWS has not answered (and what was said), until it answers.
+        self._unanswered: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     # --- per tick ----------------------------------------------------------------------
@@ -75,6 +85,25 @@ class SqsDelivery:
         self.publish(queues, job)
         self.publish_hook(queues)
         return queues
+
+    # --- an AWS that does not answer ---------------------------------------------------
+
+    def answered(self, job_id: str) -> None:
+        """Note that an AWS call for the job was answered."""
+        if job_id in self._unanswered:
+            self._unanswered.pop(job_id, None)
+            log.info("job %s: AWS answers again", job_id)
+
+    def unanswered(self, job_id: str, error: str) -> None:
+        """Note that an AWS call for the job was not answered (no connection, a timeout)."""
+        self._unanswered.setdefault(job_id, (time.monotonic(), error))
+
+    def outage(self, job_id: str) -> tuple[float, str] | None:
+        """Return for how long AWS has not answered the job's calls, and the first error;
+        None while it answers."""
+        if (since := self._unanswered.get(job_id)) is None:
+            return None
+        return time.monotonic() - since[0], since[1]
 
     def _check_exists(self, queues: RemoteQueues) -> None:
         """Every ``QUEUE_CHECK_S``, make sure the work queue still exists (``_call`` ends the
@@ -280,6 +309,7 @@ class SqsDelivery:
         """Stop draining the job and delete its queues."""
         with self._lock:
             drain = self._drains.pop(queues.job_id, None)
+        self._unanswered.pop(queues.job_id, None)
         if drain is not None:
             drain.stop()
         last = Drain(self, queues)  # what the last workers said before they went
@@ -342,12 +372,17 @@ class SqsDelivery:
     def _call(self, queues: RemoteQueues, method: str, **kwargs: Any) -> Any:
         """Call SQS; a deleted queue ends the job truthfully, naming the queue."""
         try:
-            return getattr(self.clients("sqs"), method)(**kwargs)
+            answer = getattr(self.clients("sqs"), method)(**kwargs)
         except Exception as e:
             if error_code(e) in QUEUE_GONE:
                 self.queue_gone(queues, str(kwargs.get("QueueUrl")))
                 raise AwsError(f"{method}: the queue {kwargs.get('QueueUrl')} is gone") from None
-            raise explain(e, f"{method} on the queues of job {queues.job_id}") from None
+            explained = explain(e, f"{method} on the queues of job {queues.job_id}")
+            if isinstance(explained, AwsUnreachable):
+                self.unanswered(queues.job_id, explained.message)
+            raise explained from None
+        self.answered(queues.job_id)
+        return answer
 
     def queue_gone(self, queues: RemoteQueues, url: str) -> None:
         """End a job whose queue was deleted under it.

@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.aws import error_code
+from orchestrator.aws import AwsUnreachable, error_code, explain
 from orchestrator.delivery import handlers
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.store import job_queries
@@ -58,6 +58,7 @@ class Drain:
             self._thread.join(timeout=DRAIN_WAIT_S + 10)
 
     def _run(self) -> None:
+        job_id, warned = self.queues.job_id, ""
         while not self._stop.is_set():
             try:
                 self.drain_once(DRAIN_WAIT_S)
@@ -65,8 +66,16 @@ class Drain:
                 self.delivery.queue_gone(self.queues, self.queues.events_url)
                 return
             except Exception as e:
-                log.warning("draining job %s: %s", self.queues.job_id, e)
+                explained = explain(e, f"draining the events of job {job_id}")
+                if isinstance(explained, AwsUnreachable):  # the supervisor waits it out
+                    self.delivery.unanswered(job_id, explained.message)
+                if str(e) != warned:  # once, not every second while it lasts
+                    log.warning("draining job %s: %s", job_id, e)
+                    warned = str(e)
                 self._stop.wait(1.0)
+            else:
+                self.delivery.answered(job_id)
+                warned = ""
 
     def drain_once(self, wait_s: int) -> int:
         """Receive and record one round of events; return how many were received."""

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.aws import AwsUnreachable
 from orchestrator.backends import WorkerProbe
 from orchestrator.context import Context
 from orchestrator.delivery.sqs import SqsDelivery, ended_with_open_queues
@@ -186,17 +187,39 @@ def _sync_queues(ctx: Context, remote: SqsDelivery, job: Job) -> bool:
     """Open, drain, publish and hook a remote job's queues; return whether to go on.
 
     What the user must fix (credentials, missing resources) ends the job saying so; a
-    passing AWS failure is logged and tried again on the next tick.
+    passing AWS failure is logged and tried again on the next tick, and so is an AWS that
+    does not answer, for up to ``aws_unreachable_grace_s``.
     """
     try:
         remote.sync(job)
+    except AwsUnreachable:
+        pass  # the delivery counts how long AWS has not answered: waited out below
     except InvalidRequest as e:
         fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
         return False
     except OrchestratorError as e:
         log.warning("job %s: %s (trying again)", job.job_id, e.message)
         return False
+    if (outage := remote.outage(job.job_id)) is not None:
+        _wait_for_aws(ctx, job, *outage)
+        return False
     return True
+
+
+def _wait_for_aws(ctx: Context, job: Job, down_for: float, message: str) -> None:
+    """Wait out an AWS that does not answer, or end the job once it has not for too long."""
+    grace = ctx.settings.aws_unreachable_grace_s
+    if down_for < grace:
+        if _first_in_a_while(f"aws unreachable for job {job.job_id}"):
+            log.warning("job %s: %s (trying again for up to %gs)", job.job_id, message, grace)
+        return
+    fail_job(
+        ctx,
+        job.job_id,
+        JobStatus.UNEXPECTED_ERROR,
+        f"{message}; AWS did not answer for {down_for:.0f}s, longer than"
+        f" aws_unreachable_grace_s ({grace:g}s)",
+    )
 
 
 def _close_ended_queues(ctx: Context) -> None:
