@@ -73,13 +73,15 @@ def prune_report(report: Json) -> list[str]:
             f"database: not compacted: {db.get('error')}; what is listed above was removed"
             " all the same (free some disk, then prune again to compact)"
         )
-    verb = "would reclaim about" if report["dry_run"] else "reclaimed"
+    # An image's bytes are an estimate (layers only removed images share are not counted).
+    estimated = report["dry_run"] or bool(report["images"]["removed"])
+    verb = ("would reclaim" if report["dry_run"] else "reclaimed") + (" about" if estimated else "")
     lines.append(f"{verb} {size(report['reclaimed_bytes'])} in all")
     return lines
 
 
 def _images(images: Json) -> list[str]:
-    lines = [f"image {i['image']} (up to {size(i['bytes'])})" for i in images["removed"]]
+    lines = [f"image {i['image']} (about {size(i['bytes'])})" for i in images["removed"]]
     lines += [f"image {i['image']} kept: {i['why']}" for i in images["kept"]]
     if images["skipped"]:
         lines.append(f"images not looked at: {images['skipped']}")

@@ -553,6 +553,24 @@ def test_a_failed_compaction_is_reported_and_the_jobs_stay_removed(ctx: Context)
     said = footprint.prune_report(report)
     assert said[0].startswith("jobs: 1 job that ended (echo 1)")
     assert said[-2].startswith("database: not compacted: database or disk is full; what is")
+    assert said[-1].startswith("reclaimed ") and " about " not in said[-1]  # all exact
+
+
+def test_image_bytes_are_said_to_be_estimates_in_the_preview_and_the_prune() -> None:
+    image = {"image": "cortex-tui-api/echo:1", "bytes": 300_000}
+    report = {
+        "dry_run": False, "reclaimed_bytes": 300_000, "orphan_log_bytes": 0, "snapshots": [],
+        "jobs": {"count": 0, "by_api": {}, "data_bytes": 0, "log_bytes": 0},
+        "images": {"removed": [image], "kept": [], "skipped": 0},
+        "database": {"bytes_before": 0, "bytes_after": 0, "reclaimed_bytes": 0},
+    }  # fmt: skip
+    preview = footprint.prune_report({**report, "dry_run": True})
+    done = footprint.prune_report(report)
+
+    for said in (preview, done):
+        assert "image cortex-tui-api/echo:1 (about 300.0 kB)" in said, said
+    assert preview[-1].startswith("would reclaim about ")
+    assert done[-1].startswith("reclaimed about ")
 
 
 def test_a_fresh_log_folder_of_no_known_job_is_left_for_later(ctx: Context) -> None:
