@@ -19,7 +19,7 @@ from typing import Any
 
 import motokit
 import pytest
-from conftest import ROOT, SAMPLES, Server, items_job
+from conftest import ROOT, SAMPLES, Server, items_job, make_project
 
 #: Fields that differ between backends by nature: which backend, when, the queue, and
 #: which workers were still on their way out at the moment the job ended (compared once
@@ -340,6 +340,25 @@ def test_more_than_fargates_largest_size_is_a_400_saying_what_to_do() -> None:
 
     with pytest.raises(InvalidRequest, match="more than Fargate's largest task"):
         fargate_size(32, 1024)
+
+
+def test_more_than_fargate_holds_is_refused_before_a_build_and_at_submit(
+    server: Server, tmp_path: Path
+) -> None:
+    predictor = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
+    on_aws = make_project(tmp_path / "a", "huge", predictor, compute={"cpu": 17})
+    on_process = make_project(
+        tmp_path / "p", "huge-local", predictor, compute={"cpu": 17}, backend="process"
+    )
+
+    deploy = server.http.post("/_cortex/apis", json={"project_dir": str(on_aws)})
+    assert server.deploy(on_process)["apis"][0]["result"] == "created"
+    submit = server.http.post("/huge-local", json={**items_job([1]), "backend": "aws"})
+
+    for refused in (deploy, submit):
+        assert refused.status_code == 400, refused.text
+        assert "more than Fargate's largest task" in refused.json()["error"]
+    assert not list(server.home.glob("builds/huge*")), "an image was built for it"
 
 
 # --- GPU samples travel as events of their own ---------------------------------------------

@@ -70,7 +70,8 @@ class AwsBackend(Backend):
         }
 
     def check_job(self, api_spec: dict[str, Any]) -> None:
-        """Refuse what cannot run: no credentials or region, missing resources, GPU on Fargate."""
+        """Refuse what cannot run: no credentials or region, missing resources, GPU on Fargate,
+        more than Fargate's largest task (before any image is built)."""
         try:
             account = self.clients.account()
             region = self.clients.region
@@ -97,6 +98,7 @@ class AwsBackend(Backend):
                 " which has no GPUs: for EC2 GPU instances run `cortex-tui aws teardown`, then"
                 " `cortex-tui aws setup --gpu`; or set compute.gpu: 0"
             )
+        _resources(api_spec.get("compute", {}))  # a size Batch can run (Fargate's, with no GPU)
 
     def _fargate(self, queue: dict[str, Any]) -> bool:
         order = queue.get("computeEnvironmentOrder") or []
