@@ -44,6 +44,8 @@ STOP_TIMEOUT_S = 15.0
 _LOG_TAIL_LINES = 15
 #: The file ``cortex-tui down`` leaves in the home (see the module's docstring).
 DOWN_MARKER = "down"
+#: How an orchestrator exits when another one holds its home (orchestrator/http/server.py).
+HOME_IN_USE_EXIT = 3
 # The orchestrator ships beside cortex_tui; its parent directory is put on the child's
 # PYTHONPATH so that a checkout (not only an installed wheel) starts the same copy.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -300,13 +302,7 @@ def start_embedded(
             f"cannot start the embedded orchestrator in {display_path(home)}: {e.strerror}"
             " (set CORTEX_TUI_HOME to a directory you can write to)"
         ) from None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        if _answers(client):
-            (home / DOWN_MARKER).unlink(missing_ok=True)
-            return
-        time.sleep(0.1)
-    if _answers(client):  # another command started it first, on the same port
+    if _wait_until_up(client, process):
         (home / DOWN_MARKER).unlink(missing_ok=True)
         return
     if process.poll() is None:
@@ -318,6 +314,22 @@ def start_embedded(
         f"the embedded orchestrator at {client.base_url} {what};"
         f" the end of {display_path(log_path)}:\n{_log_tail(log_path, offset)}"
     )
+
+
+def _wait_until_up(client: CortexClient, process: subprocess.Popen[bytes]) -> bool:
+    """Return whether the orchestrator answers within ``START_TIMEOUT_S``.
+
+    One refused because another start of this home holds it (another command started it
+    first) waits for that one to answer instead.
+    """
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if _answers(client):
+            return True
+        if process.poll() not in (None, HOME_IN_USE_EXIT):
+            return _answers(client)
+        time.sleep(0.1)
+    return _answers(client)
 
 
 def _answers(client: CortexClient) -> bool:
@@ -364,6 +376,14 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] not in "ZX"
 
 
+def running_server(home: Path) -> ServerRecord | None:
+    """Return the orchestrator ``HOME/server.json`` records if it still runs, else None."""
+    record = read_server_record(home)
+    if record is None or not pid_alive(record.pid) or not _is_orchestrator(record.pid):
+        return None
+    return record
+
+
 def _is_orchestrator(pid: int) -> bool:
     """Return False only when procfs shows the pid now runs something else (pid reuse)."""
     try:
@@ -383,8 +403,8 @@ def stop_embedded(home: Path) -> ServerRecord | None:
     """
     with contextlib.suppress(OSError):
         (home / DOWN_MARKER).write_text(f"{time.time():.0f}\n")
-    record = read_server_record(home)
-    if record is None or not pid_alive(record.pid) or not _is_orchestrator(record.pid):
+    record = running_server(home)
+    if record is None:
         return None
     _signal(record.pid, signal.SIGTERM)
     if _wait_gone(record.pid, STOP_TIMEOUT_S):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -452,6 +453,68 @@ def test_serve_runs_the_orchestrator_in_the_foreground(tmp_path: Path) -> None:
     err = serve.stderr.read()
     serve.stderr.close()
     assert err.startswith(f"serving the orchestrator at http://127.0.0.1:{port}"), err
+
+
+def test_serve_on_a_home_whose_orchestrator_runs_is_refused_and_down_still_stops_it(
+    tmp_path: Path, server: Server
+) -> None:
+    assert server.proc is not None
+    env = {**os.environ, "CORTEX_TUI_HOME": str(server.home), "HOME": str(tmp_path / "user")}
+
+    def cortex_tui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cortex_tui", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    serve = cortex_tui("serve", "--port", str(free_port()))
+
+    assert (serve.returncode, serve.stdout) == (1, "")
+    assert serve.stderr == (
+        f"error: the orchestrator of {server.home} already runs at {server.url} (pid"
+        f" {server.proc.pid}): use it, or stop it first with: cortex-tui down\n"
+    )
+    assert server.http.get("/_cortex/health").json()["pid"] == server.proc.pid
+    down = cortex_tui("down")
+    assert (down.returncode, down.stdout) == (0, f"stopped the orchestrator at {server.url}\n")
+    assert server.proc.poll() is not None
+
+
+def test_a_start_that_finds_the_home_taken_waits_for_the_orchestrator_starting_there(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    cortex_tui = EmbeddedCli(home)
+    log = home / "server.log"
+    with open(home / "server.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as another command's orchestrator does, starting
+        up = subprocess.Popen(
+            [sys.executable, "-m", "cortex_tui", "--server", cortex_tui.url, "up"],
+            cwd=ROOT, env=cortex_tui.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not (log.exists() and "another orchestrator already runs" in log.read_text()):
+            assert time.monotonic() < deadline, "up's orchestrator was not refused"
+            time.sleep(0.1)
+    # That other orchestrator comes up on the URL up was given.
+    port = cortex_tui.url.rsplit(":", 1)[1]
+    other = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--home", str(home), "--port", port],
+        cwd=ROOT, env={**cortex_tui.env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        out, err = up.communicate(timeout=60)
+        assert up.returncode == 0, err
+        assert out.startswith(f"the orchestrator is running at {cortex_tui.url}"), out
+        assert f"pid {other.pid})" in out, out
+    finally:
+        cortex_tui("down")
+        if other.poll() is None:
+            other.kill()
+        other.wait()
 
 
 def test_a_wrong_token_is_refused_and_the_cli_says_which_it_sent(

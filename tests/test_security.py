@@ -634,6 +634,40 @@ def test_a_damaged_database_stops_start_up_with_one_line(tmp_path: Path) -> None
     assert out.returncode != 0 and "is missing" in out.stderr and "backup" in out.stderr
 
 
+def test_a_second_orchestrator_on_a_running_home_is_refused_and_leaves_it_alone(
+    tmp_path: Path,
+) -> None:
+    server = Server(tmp_path / "home")
+    server.home.mkdir()
+    server.start()
+    assert server.proc is not None
+    try:
+        server.deploy(make_project(tmp_path, "patient", SLOW))
+        job = server.submit("patient", items_job(list(range(8))))
+        record = (server.home / "server.json").read_text()
+
+        second = start_on(server.home)
+
+        assert second.returncode == 3, second.stderr
+        assert second.stderr == (
+            f"cortex-tui orchestrator: another orchestrator already runs on the home"
+            f" {server.home} at {server.url} (pid {server.proc.pid}): use it, or stop it first"
+            " (cortex-tui down)\n"
+        )
+        assert (server.home / "server.json").read_text() == record
+        assert server.http.get("/_cortex/health").json()["pid"] == server.proc.pid
+        # A killed orchestrator leaves no lock behind, nor do its workers (still running) hold
+        # it: it starts again at once, and the job carries on.
+        server.wait_for("patient", job["job_id"], lambda s: s["worker_stats"]["running"] >= 1)
+        server.kill()
+        assert server.worker_pids()
+        server.start()
+        status = server.wait("patient", job["job_id"], timeout=60)
+        assert status["status"] == "status_succeeded", status
+    finally:
+        assert not server.cleanup()
+
+
 # --- 9. HTTPS --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,9 @@ from cortex_tui.embedded import (
     home_dir,
     orchestrator_command,
     orchestrator_env,
+    running_server,
 )
+from cortex_tui.errors import EmbeddedServerError
 
 
 def add_parser(
@@ -62,8 +64,18 @@ def add_settings_option(parser: argparse.ArgumentParser, help_text: str) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replace this process with the orchestrator."""
+    """Replace this process with the orchestrator.
+
+    Raises:
+        EmbeddedServerError: An orchestrator already runs on this home (the orchestrator
+            refuses a second one too, even where ``server.json`` does not name the first yet).
+    """
     home = home_dir()
+    if running := running_server(home):
+        raise EmbeddedServerError(
+            f"the orchestrator of {display_path(home)} already runs at {running.url} (pid"
+            f" {running.pid}): use it, or stop it first with: cortex-tui down"
+        )
     command = orchestrator_command(home, args.host, args.port, args.backend, args.overrides)
     for cert_or_key in ("tls_cert", "tls_key"):
         if value := getattr(args, cert_or_key):

@@ -1,15 +1,20 @@
-"""Run the orchestrator with uvicorn."""
+"""Run the orchestrator with uvicorn, one per home."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import ipaddress
+import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.http.app import create_app
 from orchestrator.settings import Settings
 from orchestrator.store import integrity
@@ -21,7 +26,8 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     """Serve until interrupted. Workers keep running across a restart and reconnect.
 
     Everything the server writes (database, logs, snapshots, token) is this user's only.
-    A damaged home, or half a TLS configuration, stops it with one line.
+    A home another orchestrator runs on, a damaged home, or half a TLS configuration
+    stops it with one line (the first with ``HOME_IN_USE_EXIT``).
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -29,23 +35,82 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     for chatty in ("botocore", "boto3", "urllib3"):  # one line per client made, otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = dataclasses.replace(settings, worker_umask=os.umask(0o077))
-    try:
-        integrity.check(settings.home)
-    except integrity.DamagedHome as e:
-        sys.exit(f"cortex-tui orchestrator: {e}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         sys.exit("cortex-tui orchestrator: give both --tls-cert and --tls-key, or neither")
-    if not is_loopback(settings.host):
-        log.warning(exposure_warning(settings))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        ssl_certfile=settings.tls_cert or None,
-        ssl_keyfile=settings.tls_key or None,
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(home_lock(settings))
+        except HomeInUse as e:
+            print(f"cortex-tui orchestrator: {e.message}", file=sys.stderr)
+            sys.exit(HOME_IN_USE_EXIT)
+        try:
+            integrity.check(settings.home)
+        except integrity.DamagedHome as e:
+            sys.exit(f"cortex-tui orchestrator: {e}")
+        if not is_loopback(settings.host):
+            log.warning(exposure_warning(settings))
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            ssl_certfile=settings.tls_cert or None,
+            ssl_keyfile=settings.tls_key or None,
+        )
+
+
+#: The exit status of an orchestrator refused because another one runs on its home
+#: (``cortex_tui/embedded.py`` then waits for that one rather than reporting a failure).
+HOME_IN_USE_EXIT = 3
+
+
+class HomeInUse(OrchestratorError):
+    """Another orchestrator runs on this home (the message names it)."""
+
+
+@contextlib.contextmanager
+def home_lock(settings: Settings) -> Iterator[None]:
+    """Hold ``HOME/server.lock`` while the server runs: one orchestrator per home.
+
+    Taken before the database is opened. It is ``flock``'s lock, so the kernel drops it
+    when the process ends, however it ends: a killed server leaves no stale lock. Its
+    descriptor is close-on-exec, so workers never hold it. The file names the holder
+    (``url``, ``pid``) for the refusal of the next one.
+
+    Raises:
+        HomeInUse: Another process holds the lock.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = settings.home / "server.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HomeInUse(_in_use_message(settings)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"url": settings.url, "pid": os.getpid()}).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_use_message(settings: Settings) -> str:
+    """Name the orchestrator that holds the home: from its lock file, else ``server.json``."""
+    for name in ("server.lock", "server.json"):
+        try:
+            record = json.loads((settings.home / name).read_text())
+            holder = f" at {record['url']} (pid {int(record['pid'])})"
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    else:
+        holder = ""
+    return (
+        f"another orchestrator already runs on the home {settings.home}{holder}: use it,"
+        " or stop it first (cortex-tui down)"
     )
 
 
