@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.errors import OrchestratorError
 from runtime.protocol import DEFAULT_ORCHESTRATOR_WAIT_S
 
 DEFAULT_PORT = 7311
@@ -158,3 +159,7 @@ def default_live_workers() -> int:
         memory = 0
     by_memory = memory // (256 * 1024 * 1024) if memory else 4 * cores
     return max(2, min(4 * cores, by_memory))
+
+
+class InvalidSetting(OrchestratorError):
+    """A setting the server cannot run with (the message names it and what is allowed)."""

@@ -1,4 +1,4 @@
-"""Run the orchestrator with uvicorn, one per home."""
+"""Run the orchestrator with uvicorn: one per home, with settings it can run with."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from orchestrator.backends import BACKEND_CLASSES
 from orchestrator.errors import OrchestratorError
 from orchestrator.http.app import create_app
-from orchestrator.settings import Settings
+from orchestrator.settings import InvalidSetting, Settings
 from orchestrator.store import integrity
 
 log = logging.getLogger("orchestrator")
@@ -26,8 +27,8 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     """Serve until interrupted. Workers keep running across a restart and reconnect.
 
     Everything the server writes (database, logs, snapshots, token) is this user's only.
-    A home another orchestrator runs on, a damaged home, or half a TLS configuration
-    stops it with one line (the first with ``HOME_IN_USE_EXIT``).
+    A setting it cannot run with, a home another orchestrator runs on, or a damaged home
+    stops it with one line (the second with ``HOME_IN_USE_EXIT``).
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -35,8 +36,10 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
     for chatty in ("botocore", "boto3", "urllib3"):  # one line per client made, otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = dataclasses.replace(settings, worker_umask=os.umask(0o077))
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        sys.exit("cortex-tui orchestrator: give both --tls-cert and --tls-key, or neither")
+    try:
+        check_start(settings)
+    except InvalidSetting as e:
+        sys.exit(f"cortex-tui orchestrator: {e.message}")
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(home_lock(settings))
@@ -59,6 +62,19 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
             ssl_certfile=settings.tls_cert or None,
             ssl_keyfile=settings.tls_key or None,
         )
+
+
+def check_start(settings: Settings) -> None:
+    """Refuse settings the server cannot run with, before it touches its home.
+
+    Raises:
+        InvalidSetting: The message names the setting, its value and what is allowed.
+    """
+    if settings.backend not in BACKEND_CLASSES:
+        known = ", ".join(sorted(BACKEND_CLASSES))
+        raise InvalidSetting(f"--backend {settings.backend}: unknown backend; give one of: {known}")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise InvalidSetting("give both --tls-cert and --tls-key, or neither")
 
 
 #: The exit status of an orchestrator refused because another one runs on its home
