@@ -1,7 +1,13 @@
-"""Server settings: where state lives, how to listen, delivery timings."""
+"""Server settings: where state lives, how to listen, delivery timings.
+
+Every numeric setting has a ``Range`` in ``RANGES``; ``Settings.check`` refuses a value
+outside it (NaN and infinities included) before the server starts, with one line naming
+the setting, the value and what is allowed.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +146,25 @@ class Settings:
             return self.max_live_workers
         return default_live_workers()
 
+    def check(self) -> None:
+        """Refuse a numeric setting outside its range, or a heartbeat that lets leases lapse.
+
+        Raises:
+            InvalidSetting: The message names the setting, its value and what is allowed.
+        """
+        for name, allowed in RANGES.items():
+            value = getattr(self, name)
+            if not allowed.admits(value):
+                raise InvalidSetting(
+                    f"{name}={_number(value)}: out of range; allowed: {allowed.describe()}"
+                )
+        if self.heartbeat_interval_s >= self.visibility_timeout_s:
+            raise InvalidSetting(
+                f"heartbeat_interval_s={_number(self.heartbeat_interval_s)}: must be less than"
+                f" visibility_timeout_s ({_number(self.visibility_timeout_s)}), or a lease"
+                " lapses between two heartbeats and its batch runs twice"
+            )
+
     def ensure_dirs(self) -> None:
         """Create the home directory tree, readable by this user only."""
         for path in (self.home, self.logs_dir, self.apis_dir):
@@ -163,3 +188,70 @@ def default_live_workers() -> int:
 
 class InvalidSetting(OrchestratorError):
     """A setting the server cannot run with (the message names it and what is allowed)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The finite values a numeric setting may take: ``low`` (itself too unless
+    ``above_low``) up to ``high``, in ``unit``; ``note`` says why, where it is not plain."""
+
+    low: float
+    high: float = math.inf
+    unit: str = "seconds"
+    above_low: bool = False
+    note: str = ""
+
+    def admits(self, value: float) -> bool:
+        """Return whether ``value`` is finite and within the range."""
+        if not math.isfinite(value) or value > self.high:
+            return False
+        return value > self.low if self.above_low else value >= self.low
+
+    def describe(self) -> str:
+        """Return the range in words: ``more than 0 and at most 43200 seconds (...)``."""
+        low = (
+            f"more than {_number(self.low)}" if self.above_low else f"at least {_number(self.low)}"
+        )
+        high = f" and at most {_number(self.high)}" if math.isfinite(self.high) else ""
+        unit = f" {self.unit}" if self.unit else ""
+        note = f" ({self.note})" if self.note else ""
+        return f"{low}{high}{unit}{note}"
+
+
+_DAY = 24 * 3600
+_WEEK = 7 * _DAY
+
+#: What each numeric setting may be. Durations that divide or schedule are more than 0;
+#: a week bounds the long ones (a larger value overflows where it becomes a timeout).
+RANGES: dict[str, Range] = {
+    "port": Range(1, 65535, unit=""),
+    "visibility_timeout_s": Range(
+        0, 12 * 3600, above_low=True, note="12 h is the longest SQS visibility timeout"
+    ),
+    "heartbeat_interval_s": Range(0, 12 * 3600, above_low=True),
+    "prefetch_window_s": Range(0, 3600),
+    "tick_s": Range(0, 60, above_low=True),
+    "stop_grace_s": Range(0, _DAY),
+    "orchestrator_wait_s": Range(0, _WEEK, above_low=True),
+    "stalled_after_s": Range(0, _WEEK, above_low=True),
+    "default_retries": Range(0, 100, unit="retries", note="as a job's own retries"),
+    "restarts_per_worker": Range(0, 100, unit="restarts"),
+    "isolation_max_calls_factor": Range(
+        0, 2, unit="", note="above 2 changes nothing: a whole search takes at most 2n - 2 calls"
+    ),
+    "max_body_bytes": Range(1, unit="bytes"),
+    "max_project_bytes": Range(1, unit="bytes"),
+    "max_config_bytes": Range(1, unit="bytes"),
+    "max_live_workers": Range(0, unit="workers", note="0: sized to this host"),
+    "aws_idle_exit_s": Range(0, _WEEK, above_low=True),
+    "aws_event_grace_s": Range(0, _DAY),
+    "aws_max_worker_s": Range(0, _WEEK, above_low=True),
+    "aws_unreachable_grace_s": Range(0, _WEEK),
+}
+
+
+def _number(value: float) -> str:
+    """Return ``value`` as a user writes it: ``-5``, ``0.5``, ``nan``, ``inf``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

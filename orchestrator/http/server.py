@@ -70,11 +70,30 @@ def check_start(settings: Settings) -> None:
     Raises:
         InvalidSetting: The message names the setting, its value and what is allowed.
     """
+    settings.check()
     if settings.backend not in BACKEND_CLASSES:
         known = ", ".join(sorted(BACKEND_CLASSES))
         raise InvalidSetting(f"--backend {settings.backend}: unknown backend; give one of: {known}")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise InvalidSetting("give both --tls-cert and --tls-key, or neither")
+    if settings.docker_shm_size != Settings.docker_shm_size:  # the default needs no docker-py
+        _check_shm_size(settings.docker_shm_size)
+
+
+def _check_shm_size(size: str) -> None:
+    """Refuse a ``docker_shm_size`` docker-py cannot read (the docker backend hands it over)."""
+    from docker.errors import DockerException
+    from docker.utils import parse_bytes
+
+    try:
+        valid = parse_bytes(size) > 0
+    except (DockerException, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise InvalidSetting(
+            f"docker_shm_size={size}: not a size; give a number more than 0 with b, k, m or g,"
+            " e.g. 256m"
+        )
 
 
 #: The exit status of an orchestrator refused because another one runs on its home
