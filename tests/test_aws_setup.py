@@ -400,9 +400,16 @@ def test_a_bucket_named_by_aws_bucket_is_used_as_is_and_kept(home: Home) -> None
     assert outcomes(gone.stdout)["S3 bucket"] == "kept (yours: aws_bucket)"
     objects = s3.list_objects_v2(Bucket="users-own-bucket")["Contents"]
     assert [o["Key"] for o in objects] == ["jobs/old/control.json"]
-    missing = home.aws("setup", "--set", "aws_bucket=no-such-bucket")
-    assert missing.returncode == 2
-    assert "S3 bucket no-such-bucket (--set aws_bucket) does not exist" in missing.stderr
+    for setting, says in (
+        ("aws_bucket=no-such-bucket", "S3 bucket no-such-bucket (--set aws_bucket)"),
+        ("aws_job_queue=no-such-queue", "Batch job queue no-such-queue (--set aws_job_queue)"),
+    ):
+        missing = home.aws("setup", "--set", setting)
+        assert missing.returncode == 2
+        assert f"{says} does not exist" in missing.stderr
+        assert "nothing was set up" in missing.stderr
+        assert missing.stdout.count("\n") == 1, missing.stdout  # the home's line: nothing made
+        assert not any(home.inventory().values()), home.inventory()
 
 
 @pytest.mark.parametrize(

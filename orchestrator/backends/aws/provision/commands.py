@@ -133,6 +133,10 @@ def setup(home: Home, args: argparse.Namespace) -> int:
         for resource in found:
             if isinstance(resource, ComputeEnvironment):
                 resource.check_kind()
+    for resource in found:  # the user's own must all be there before anything is made
+        if resource.setting:
+            with doing(f"looking up {resource.label} {resource.name}"):
+                _check_yours(resource)
     for resource in found:
         with doing(f"setting up {resource.label} {resource.name}"):
             report(resource.label, resource.name, _set_up(resource))
@@ -140,14 +144,19 @@ def setup(home: Home, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_yours(resource: Resource) -> None:
+    """Refuse a resource a setting names (the user's own) that does not exist."""
+    if not resource.exists():
+        raise ProvisionError(
+            f"{resource.label} {resource.name} (--set {resource.setting}) does not exist"
+            f" in {resource.home.region}: create it, or leave {resource.setting} unset"
+            " to have setup make one; nothing was set up"
+        )
+
+
 def _set_up(resource: Resource) -> str:
     if resource.setting:
-        if not resource.exists():
-            raise ProvisionError(
-                f"{resource.label} {resource.name} (--set {resource.setting}) does not exist"
-                f" in {resource.home.region}: create it, or leave {resource.setting} unset"
-                " to have setup make one"
-            )
+        _check_yours(resource)
         return f"yours ({resource.setting}), used as is"
     if resource.exists():
         changed = resource.reconcile()
