@@ -117,6 +117,7 @@ def test_a_failing_image_build_is_a_clear_deploy_error_with_the_log_tail(
     assert "requirements.txt" in error  # pip's own complaint, from the log's tail
     [log] = (docker_server.home / "builds" / "badreqs").glob("*.log")
     assert "ERROR" in log.read_text()
+    assert "\x1b" not in error + log.read_text()  # pip colours its errors; not for a log file
 
 
 def test_a_missing_base_image_is_a_deploy_error_that_says_how_to_get_one(

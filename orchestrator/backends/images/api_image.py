@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tarfile
 import tempfile
 import threading
@@ -216,10 +217,10 @@ class ImageBuilder:
                 )
                 for chunk in stream:
                     if "error" in chunk:
-                        error = str(chunk["error"]).strip()
+                        error = _plain(str(chunk["error"])).strip()
                         log.write(f"ERROR: {error}\n")
                         break
-                    text = str(chunk.get("stream", ""))
+                    text = _plain(str(chunk.get("stream", "")))
                     log.write(text)
                     log.flush()
                     if text.strip():
@@ -235,3 +236,12 @@ class ImageBuilder:
                 f"--- the last lines of the build log ({log_path}) ---\n{tail}"
             )
         return ImageBuild(tag, built=True, seconds=time.monotonic() - started, log_path=log_path)
+
+
+#: A terminal's control sequences (pip and apt colour their output): not for a log file.
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def _plain(text: str) -> str:
+    """Return build output without terminal control sequences."""
+    return _ESCAPES.sub("", text)
