@@ -192,8 +192,8 @@ def _sync_queues(ctx: Context, remote: SqsDelivery, job: Job) -> bool:
     """
     try:
         remote.sync(job)
-    except AwsUnreachable:
-        pass  # the delivery counts how long AWS has not answered: waited out below
+    except AwsUnreachable as e:  # waited out below, counted from the first call unanswered
+        remote.unanswered(job.job_id, e.message)
     except InvalidRequest as e:
         fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
         return False
