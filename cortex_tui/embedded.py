@@ -45,7 +45,7 @@ _LOG_TAIL_LINES = 15
 #: The file ``cortex-tui down`` leaves in the home (see the module's docstring).
 DOWN_MARKER = "down"
 #: How an orchestrator exits when another one holds its home (orchestrator/http/server.py).
-HOME_IN_USE_EXIT = 3
+HOME_IN_USE_EXIT = 75
 # The orchestrator ships beside cortex_tui; its parent directory is put on the child's
 # PYTHONPATH so that a checkout (not only an installed wheel) starts the same copy.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]

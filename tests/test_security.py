@@ -31,6 +31,7 @@ from conftest import SAMPLES, Server, items_job, make_project
 
 from orchestrator.auth import Credentials
 from orchestrator.files import opened_exactly
+from orchestrator.http.server import HOME_IN_USE_EXIT
 from orchestrator.settings import default_live_workers
 
 ECHO_ENV = textwrap.dedent(
@@ -648,7 +649,7 @@ def test_a_second_orchestrator_on_a_running_home_is_refused_and_leaves_it_alone(
 
         second = start_on(server.home)
 
-        assert second.returncode == 3, second.stderr
+        assert second.returncode == HOME_IN_USE_EXIT == 75, second.stderr
         assert second.stderr == (
             f"cortex-tui orchestrator: another orchestrator already runs on the home"
             f" {server.home} at {server.url} (pid {server.proc.pid}): use it, or stop it first"

@@ -46,6 +46,8 @@ def serve(settings: Settings, log_level: str = "warning") -> None:
         except HomeInUse as e:
             print(f"cortex-tui orchestrator: {e.message}", file=sys.stderr)
             sys.exit(HOME_IN_USE_EXIT)
+        except InvalidSetting as e:
+            sys.exit(f"cortex-tui orchestrator: {e.message}")
         try:
             integrity.check(settings.home)
         except integrity.DamagedHome as e:
@@ -98,7 +100,8 @@ def _check_shm_size(size: str) -> None:
 
 #: The exit status of an orchestrator refused because another one runs on its home
 #: (``cortex_tui/embedded.py`` then waits for that one rather than reporting a failure).
-HOME_IN_USE_EXIT = 3
+#: EX_TEMPFAIL: uvicorn exits 3 on any failed start (a port in use), so not that.
+HOME_IN_USE_EXIT = 75
 
 
 class HomeInUse(OrchestratorError):
@@ -119,12 +122,20 @@ def home_lock(settings: Settings) -> Iterator[None]:
     """
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = settings.home / "server.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise InvalidSetting(f"{path}: cannot be opened ({e.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise HomeInUse(_in_use_message(settings)) from None
+        except OSError as e:  # a filesystem without locks (ENOLCK, EOPNOTSUPP)
+            raise InvalidSetting(
+                f"{path}: cannot be locked ({e.strerror}): put CORTEX_TUI_HOME on a local"
+                " filesystem"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"url": settings.url, "pid": os.getpid()}).encode())
         yield
