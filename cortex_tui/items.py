@@ -4,7 +4,9 @@ the terminal UI and the Python client read them alike)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +49,36 @@ def read_jsonl(path: Path) -> list[Any]:
     return _non_empty(path, items)
 
 
+class TooMuch(ValueError):
+    """JSON that Python cannot hold: nested too deeply, or a number too long or too large."""
+
+
 def strict_json(text: str) -> Any:
     """Parse JSON as the orchestrator will: no NaN or Infinity, numbers and nesting bounded.
 
     Raises:
         json.JSONDecodeError: The text is not JSON.
-        ValueError: It is, but holds what JSON cannot carry, or more than Python can parse.
+        TooMuch: It is, but more than Python can hold.
+        ValueError: It holds NaN or Infinity, which JSON cannot carry.
     """
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
-        raise ValueError("nested too deeply to be read") from None
-    except json.JSONDecodeError:
+        raise TooMuch("nested too deeply to be read") from None
+    except (json.JSONDecodeError, TooMuch):
         raise
     except ValueError as e:
         if "digits" in str(e):  # Python's limit on the digits of an integer
             limit = sys.get_int_max_str_digits()
-            raise ValueError(f"a number has more than {limit} digits") from None
+            raise TooMuch(f"a number has more than {limit} digits") from None
         raise
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: JSON allows it, a float cannot hold it
+        raise TooMuch(f"the number {text[:20]} is too large")
+    return value
 
 
 def _no_constant(name: str) -> Any:
@@ -107,12 +121,13 @@ def split_config_line(line: str) -> list[str]:
     return [*pairs, "".join(current)] if current else pairs
 
 
-def parse_config(pairs: list[str]) -> dict[str, Any]:
+def parse_config(pairs: list[str], note: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Return ``key=value`` pairs as a nested object.
 
     A value that parses as JSON is taken as JSON (``3``, ``true``, ``[1, 2]``), anything
-    else as a string (``NaN`` too: JSON has none); a value that opens an object or a list
-    must be one. A dotted key nests: ``model.depth=3`` -> ``{"model": {"depth": 3}}``.
+    else as a string (``NaN`` too: JSON has none). A value that looks like an object or a
+    list but is not JSON (``{bad``, or a pattern like ``[a-z]+``) is a string too, and
+    ``note`` is told so. A dotted key nests: ``model.depth=3`` -> ``{"model": {"depth": 3}}``.
     """
     config: dict[str, Any] = {}
     for pair in pairs:
@@ -122,9 +137,11 @@ def parse_config(pairs: list[str]) -> dict[str, Any]:
             raise InputError(f"--config {pair}: expected KEY=VALUE, e.g. --config threshold=0.5")
         try:
             value: Any = strict_json(raw)
-        except ValueError as e:
-            if raw.lstrip()[:1] in ("{", "["):
-                raise InputError(f"--config {pair}: not valid JSON: {e}") from None
+        except TooMuch as e:
+            raise InputError(f"--config {pair}: {e}") from None
+        except ValueError as e:  # not JSON: a string
+            if note is not None and raw.lstrip()[:1] in ("{", "["):
+                note(f"--config {pair}: not JSON ({e}), so {key} is the string {raw!r}")
             value = raw
         target = config
         for depth, part in enumerate(parts[:-1]):

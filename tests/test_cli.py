@@ -261,9 +261,6 @@ def test_bad_arguments_fail_with_one_line_before_any_request(
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["submit", "testbench", "--items", "{items}", "--config", "a={bad"],
-         "--config a={bad: not valid JSON: Expecting property name enclosed in double quotes:"
-         " line 1 column 2 (char 1)"),
         (["submit", "../etc", "--items", "{items}"], f"'../etc' {_NOT_A_NAME}"),
         (["get", "testbench", ""], f"'' {_NOT_A_NAME}"),
         (["logs", ".", "latest"], f"'.' {_NOT_A_NAME}"),
@@ -278,6 +275,23 @@ def test_names_that_could_reach_another_route_and_bad_config_json_are_refused(
     run = server_cli(*(arg.replace("{items}", str(items)) for arg in args))
 
     assert (run.code, run.out, run.err) == (1, "", f"error: {error}\n")
+
+
+def test_a_config_value_that_looks_like_json_but_is_not_is_a_string_with_a_note(
+    tmp_path: Path, server_cli: Cli
+) -> None:
+    items = tmp_path / "items.json"
+    items.write_text("[1]")
+
+    run = server_cli("submit", "testbench", "--items", str(items), "--config", "p=[a-z]+",
+                     "--config", "n=1e400", "--dry-run", "-o", "json")  # fmt: skip
+
+    assert run.code == 1  # 1e400: a number no float holds, refused before anything is sent
+    assert run.err == (
+        "note: --config p=[a-z]+: not JSON (Expecting value: line 1 column 2 (char 1)), so p is"
+        " the string '[a-z]+'\n"
+        "error: --config n=1e400: the number 1e400 is too large\n"
+    )
 
 
 def test_another_homes_orchestrator_on_the_port_is_named_not_a_token_loop(

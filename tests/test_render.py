@@ -287,7 +287,9 @@ def test_config_pairs_parse_json_values_and_nest_dotted_keys() -> None:
     assert parse_config(["x=NaN", "y=-Infinity", "z=a{b}"]) == {  # not JSON: strings
         "x": "NaN", "y": "-Infinity", "z": "a{b}",
     }  # fmt: skip
-    for bad in (["novalue"], ["a..b=1"], ["=1"], ["a=1", "a.b=2"], ["a={bad"], ["a=[1, NaN]"]):
+    assert parse_config(["p=[a-z]+", "t={name}: x"]) == {"p": "[a-z]+", "t": "{name}: x"}
+    too_much = (["a=1e400"], ["a=" + "[" * 5000])  # JSON no float or parser can hold
+    for bad in (["novalue"], ["a..b=1"], ["=1"], ["a=1", "a.b=2"], *too_much):
         with pytest.raises(InputError, match="--config"):
             parse_config(bad)
 

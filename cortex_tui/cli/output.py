@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -26,3 +27,8 @@ def format_json(document: Any) -> str:
 def print_json(document: Any) -> None:
     """Print a server document as indented JSON."""
     print(format_json(document))
+
+
+def note(line: str) -> None:
+    """Tell the user something worth knowing that is not an error, on stderr."""
+    print(f"note: {line}", file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import Any
 
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.numbers import positive_int, seconds
-from cortex_tui.cli.output import add_output_option, print_json
+from cortex_tui.cli.output import add_output_option, note, print_json
 from cortex_tui.cli.submit import AUTH_HEADER, wait_and_report
 from cortex_tui.client import CortexClient
 from cortex_tui.items import parse_config
@@ -116,7 +116,7 @@ def first_of_family(client: CortexClient, api: str, job_id: str) -> str:
 def build_body(args: argparse.Namespace) -> dict[str, Any]:
     """Return the retry's body: only what the command line overrides."""
     body: dict[str, Any] = {}
-    config = parse_config(args.config)
+    config = parse_config(args.config, note=note)
     if config:
         body["config"] = config
     for key in ("workers", "batch_size", "timeout", "retries", "backend", "isolate_failures"):

@@ -12,7 +12,7 @@ from typing import Any
 from cortex_tui.cli.connect import connect, hint
 from cortex_tui.cli.get_job import items_line
 from cortex_tui.cli.numbers import positive_int, seconds
-from cortex_tui.cli.output import add_output_option, print_json
+from cortex_tui.cli.output import add_output_option, note, print_json
 from cortex_tui.cli.wait import outcome_text, wait_for_job
 from cortex_tui.client import CortexClient
 from cortex_tui.embedded import resolve_url
@@ -129,7 +129,7 @@ def build_body(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "item_list": {"items": items, "batch_size": args.batch_size},
     }
-    config = parse_config(args.config)
+    config = parse_config(args.config, note=note)
     if config:
         body["config"] = config
     if args.timeout is not None:

@@ -281,6 +281,10 @@ def _staff(ctx: Context, job: Job, counts: JobCounts, launched: int) -> None:
         except WorkerStartError as e:
             fail_job(ctx, job.job_id, JobStatus.WORKER_ERROR, e.message)
             return
+        except AwsUnreachable as e:  # an outage, not a setup to fix: tried again next tick
+            if _first_in_a_while(f"launching for job {job.job_id}: {e.message}"):
+                log.warning("job %s: %s (trying again every tick)", job.job_id, e.message)
+            return
         except (BackendError, InvalidRequest) as e:  # the backend failed, or is set up wrong
             # (a passing AWS failure, AwsError, is tried again on the next tick instead)
             fail_job(ctx, job.job_id, JobStatus.UNEXPECTED_ERROR, e.message)
