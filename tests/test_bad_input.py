@@ -274,32 +274,17 @@ def test_an_s3_source_without_boto3_names_the_extra_to_install(
 
 
 @pytest.mark.docker
-def test_a_docker_job_asking_for_more_cpus_than_the_engine_has_is_refused_at_submit(
-    tmp_path: Path,
-) -> None:
-    # The engine refuses such a container (and cannot even read a cpu past 2**63 nanocores):
-    # the submission is refused instead, before any worker is tried.
-    import dockerkit
-
-    dockerkit.require_engine()
-    project = make_project(tmp_path, "big", PREDICTOR, compute={"cpu": 4096})
-    with InProcessServer(tmp_path / "home") as server:
-        server.deploy(project)  # on the process backend, which does not bound cpu
-
-        response = server.http.post("/big", json={**items(1), "backend": "docker"})
-        jobs = server.http.get("/big").json()["jobs"]
-
-    assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert error.startswith("compute.cpu: each worker of this API asks for 4096 CPUs")
-    assert "the Docker engine has only" in error
-    assert jobs == []
-
-
-@pytest.mark.docker
 @pytest.mark.parametrize(
     ("compute", "texts"),
     [
+        pytest.param(
+            {"cpu": 4096},
+            [
+                "compute.cpu: each worker of this API asks for 4096 CPUs",
+                "the Docker engine has only",
+            ],
+            id="cpu-4096",
+        ),
         pytest.param(
             {"mem": 1},
             ["compute.mem: each worker of this API asks for 1 byte", "at least 6Mi"],
@@ -322,24 +307,27 @@ def test_a_docker_job_asking_for_more_cpus_than_the_engine_has_is_refused_at_sub
         ),
     ],
 )
-def test_a_docker_job_asking_for_less_than_the_engine_allows_is_refused_at_submit(
+def test_a_docker_job_asking_for_what_the_engine_cannot_give_is_refused_at_submit(
     tmp_path: Path, compute: dict[str, Any], texts: list[str]
 ) -> None:
-    # The engine would refuse each worker's container (memory under 6 MiB: "Minimum memory
-    # limit allowed is 6MB"; a CFS quota under 1 ms: runc's "invalid argument").
+    # The engine would refuse each worker's container: more CPUs than it has (it cannot even
+    # read a cpu past 2**63 nanocores), memory under 6 MiB ("Minimum memory limit allowed is
+    # 6MB"), a CFS quota under 1 ms (runc's "invalid argument"). The submission is refused
+    # instead, before any worker is tried.
     import dockerkit
 
     dockerkit.require_engine()
-    project = make_project(tmp_path, "tiny", PREDICTOR, compute=compute)
+    project = make_project(tmp_path, "asks", PREDICTOR, compute=compute)
     with InProcessServer(tmp_path / "home") as server:
-        server.deploy(project)  # on the process backend, which has no such minimum
+        server.deploy(project)  # on the process backend, which bounds none of these
 
-        response = server.http.post("/tiny", json={**items(1), "backend": "docker"})
-        jobs = server.http.get("/tiny").json()["jobs"]
+        response = server.http.post("/asks", json={**items(1), "backend": "docker"})
+        jobs = server.http.get("/asks").json()["jobs"]
 
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    for text in texts:
+    assert error.startswith(texts[0]), error
+    for text in texts[1:]:
         assert text in error
     assert "deploy again" in error
     assert jobs == []
